@@ -1,0 +1,127 @@
+"""Cache manifest (`cache_meta.json`): what produced a feature cache, and the check that a cache fits a run.
+
+A cache is identified by a *fingerprint*: the backbone (timm name, a SHA-256 of its weights, input size,
+patch size, token count, feature width, whether keys are stored) and the deterministic part of the
+transform (resize mode, normalisation, chunk size, flip probability, ...). Reading a cache whose
+fingerprint differs from the one the current config would produce raises `CacheMismatchError`, which
+names the differing fields and the command that rebuilds the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+META_FILE = "cache_meta.json"
+
+
+class CacheMismatchError(RuntimeError):
+    """The cache on disk was produced by a different backbone, input size or transform."""
+
+
+class CacheMissingError(FileNotFoundError):
+    """The cache folder (or its manifest) does not exist, or a split was never written."""
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """SHA-256 over the module's state dict (names, dtypes, shapes and raw bytes, in key order).
+
+    Identifies the exact weights, so that e.g. a randomly initialised backbone never reads a cache that
+    was written with DINOv2 weights, or with a different random seed.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(data.dtype).encode())
+        digest.update(str(tuple(data.shape)).encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+def rebuild_hint(experiment: str | None, cache_dir: str | os.PathLike[str]) -> str:
+    """The command line that (re)builds the cache for `experiment` in `cache_dir`."""
+    name = experiment or "<method>/<dataset>"
+    return f"srl-cache-features experiment={name} cache.dir={cache_dir} cache.overwrite=true"
+
+
+def fingerprint_diff(stored: Mapping[str, Any], expected: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable list of fields that differ between two (nested) fingerprints."""
+    differences = []
+    for key in sorted(set(stored) | set(expected)):
+        path = f"{prefix}{key}"
+        have, want = stored.get(key, "<absent>"), expected.get(key, "<absent>")
+        if isinstance(have, Mapping) and isinstance(want, Mapping):
+            differences.extend(fingerprint_diff(have, want, prefix=f"{path}."))
+        elif _normalise(have) != _normalise(want):
+            differences.append(f"{path}: cache has {have!r}, this run needs {want!r}")
+    return differences
+
+
+def _normalise(value: Any) -> Any:
+    """Make JSON round-trips comparable (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def write_meta(cache_dir: Path, meta: Mapping[str, Any]) -> None:
+    """Write `cache_meta.json` atomically (temporary file, then rename)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    temporary = cache_dir / f".{META_FILE}.tmp"
+    temporary.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, cache_dir / META_FILE)
+
+
+def read_meta(cache_dir: Path, experiment: str | None = None) -> dict[str, Any]:
+    """Load `cache_meta.json`, or raise `CacheMissingError` that says how to build the cache."""
+    path = Path(cache_dir) / META_FILE
+    if not path.is_file():
+        raise CacheMissingError(
+            f"no feature cache at {cache_dir} ({META_FILE} missing); build it with: "
+            f"{rebuild_hint(experiment, cache_dir)}"
+        )
+    meta = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CacheMismatchError(
+            f"cache at {cache_dir} has format version {meta.get('format_version')}, this code reads "
+            f"version {FORMAT_VERSION}; rebuild it with: {rebuild_hint(experiment, cache_dir)}"
+        )
+    return meta
+
+
+def check_fingerprint(
+    meta: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    cache_dir: Path,
+    experiment: str | None = None,
+) -> None:
+    """Raise `CacheMismatchError` unless the stored fingerprint equals the expected one."""
+    differences = fingerprint_diff(meta["fingerprint"], expected)
+    if differences:
+        raise CacheMismatchError(
+            f"feature cache at {cache_dir} does not match this configuration:\n  "
+            + "\n  ".join(differences)
+            + f"\nRebuild it with: {rebuild_hint(experiment or meta.get('experiment'), cache_dir)}"
+            + " (or point cache.dir at a new folder)"
+        )
+
+
+def split_info(meta: Mapping[str, Any], split: str, cache_dir: Path) -> dict[str, Any]:
+    """The manifest entry for one split, or `CacheMissingError` if it was never completed."""
+    info = meta.get("splits", {}).get(split)
+    if info is None or not info.get("complete", False):
+        raise CacheMissingError(
+            f"split '{split}' of the feature cache at {cache_dir} is missing or incomplete; finish it with: "
+            f"{rebuild_hint(meta.get('experiment'), cache_dir).replace(' cache.overwrite=true', '')}"
+        )
+    return dict(info)
+
+
+def fingerprint_sha256(fingerprint: Mapping[str, Any]) -> str:
+    """Stable hash of a fingerprint (stored in every cached sample to detect mixed caches)."""
+    return hashlib.sha256(json.dumps(_normalise(fingerprint), sort_keys=True).encode()).hexdigest()

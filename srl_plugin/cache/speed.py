@@ -1,0 +1,51 @@
+"""Small speed helpers shared by the cache, the harness and the benchmarks; none of them changes results
+beyond float tolerance.
+
+- `loader_kwargs`: DataLoader settings (pinned memory on GPU machines, persistent workers, prefetching).
+- `autocast`: bf16 autocast on CUDA when asked (a no-op context on CPU or when disabled).
+- `maybe_compile`: `torch.compile` behind a flag.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ContextManager
+
+import torch
+from torch import nn
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def loader_kwargs(num_workers: int, pin_memory: bool | None = None, prefetch_factor: int = 4) -> dict[str, Any]:
+    """Keyword arguments for `torch.utils.data.DataLoader`.
+
+    pin_memory: None pins host memory when CUDA is available (faster, asynchronous host-to-device copies).
+    Workers are kept alive between epochs (`persistent_workers`) and prefetch `prefetch_factor` batches.
+    """
+    kwargs: dict[str, Any] = {
+        "num_workers": num_workers,
+        "pin_memory": torch.cuda.is_available() if pin_memory is None else pin_memory,
+    }
+    if num_workers > 0:
+        kwargs.update(persistent_workers=True, prefetch_factor=prefetch_factor)
+    return kwargs
+
+
+def autocast(device: torch.device | str, precision: str | None) -> ContextManager[Any]:
+    """Autocast context for `precision` in {None, "bf16", "fp16"} on CUDA; refuses autocast on CPU.
+
+    The frozen backbone and the model's matmuls run in the lower precision, reductions stay in float32.
+    """
+    device = torch.device(device)
+    if precision is None:
+        return contextlib.nullcontext()
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be None, 'bf16' or 'fp16', got {precision!r}")
+    if device.type != "cuda":
+        raise ValueError(f"autocast precision {precision!r} is only supported on CUDA; drop it on {device}")
+    return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
+
+
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    """`torch.compile(module)` when `enabled`, else the module unchanged (parameters are shared either way)."""
+    return torch.compile(module) if enabled else module
