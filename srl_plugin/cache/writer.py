@@ -43,6 +43,18 @@ class FeatureExtractor(Protocol):
 ShardReader = Callable[[str], Iterator[SourceVideo]]
 
 
+def backbone_extractor(backbone: torch.nn.Module, device: torch.device | str = "cpu") -> FeatureExtractor:
+    """Adapt a `FrozenViTBackbone` (dict output) to the `FeatureExtractor` protocol, running on `device`."""
+    backbone = backbone.to(device).eval()
+
+    def extract(video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.inference_mode():
+            outputs = backbone(video.to(device, non_blocking=True))
+        return outputs["backbone_features"], outputs.get("backbone_keys")
+
+    return extract
+
+
 @dataclass(frozen=True)
 class SplitPlan:
     """What to cache for one split.
