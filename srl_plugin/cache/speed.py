@@ -8,10 +8,9 @@ beyond float tolerance.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager, TypeVar
 
 import torch
-from torch import nn
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -46,6 +45,9 @@ def autocast(device: torch.device | str, precision: str | None) -> ContextManage
     return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
-    """`torch.compile(module)` when `enabled`, else the module unchanged (parameters are shared either way)."""
-    return torch.compile(module) if enabled else module
+CompiledT = TypeVar("CompiledT", bound=Callable[..., Any])
+
+
+def maybe_compile(function: CompiledT, enabled: bool) -> CompiledT:
+    """`torch.compile(function)` (a module or e.g. `model.forward_features`) when `enabled`, else unchanged."""
+    return torch.compile(function) if enabled else function

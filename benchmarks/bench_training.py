@@ -1,0 +1,216 @@
+"""Training / evaluation speed and memory, with and without the frozen-feature cache.
+
+For one experiment config (model built exactly as `srl-train` builds it, with a randomly initialised
+backbone of the same architecture: same compute) and one batch size, every phase runs in a fresh
+subprocess so that its peak memory is its own:
+
+- `train_video`  : training steps from video batches `(B, T, 3, H, W)` (backbone + model, backward, clip, Adam)
+- `train_cached` : the same steps from cached features `(B, T, N, D_f)` (`forward_features`, no backbone)
+- `eval_video` / `eval_cached`: evaluation forward over whole videos (`--eval-frames` frames) -> eval masks
+- `loader_cached`: clips/s delivered by `CachedFeatureDataModule` from a small cache written on the fly
+
+Batches are synthetic and kept in memory (device-resident) for the step timings, so they time compute,
+not I/O; `loader_cached` times the cache reading separately. Peak memory is the peak RSS of the phase's
+process on CPU and `torch.cuda.max_memory_allocated` on GPU.
+
+    python benchmarks/bench_training.py --experiment srl/movi_c --batch-size 2 --out results.json
+    python benchmarks/bench_training.py --experiment srl/movi_c --batch-size 64 --device cuda --precision bf16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+PHASES = ("train_video", "train_cached", "eval_video", "eval_cached", "loader_cached")
+GRADIENT_CLIP = 0.05
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="srl/movi_c", help="experiment config, <method>/<dataset>")
+    parser.add_argument("--batch-size", type=int, default=2, help="training clips per step")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast on CUDA")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (after warm-up)")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per path")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps / videos before timing")
+    parser.add_argument("--global-step", type=int, default=25000, help="step at which loss windows are evaluated")
+    parser.add_argument("--eval-videos", type=int, default=2, help="timed evaluation videos per path")
+    parser.add_argument("--eval-frames", type=int, default=24, help="frames per evaluation video")
+    parser.add_argument("--loader-batches", type=int, default=20, help="batches timed in loader_cached")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers in loader_cached")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of " + ",".join(PHASES))
+    parser.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument("--phase", choices=PHASES, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call of `fn` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def run_phase(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one phase in this process and return its measurements."""
+    from benchmarks.bench_setup import build_model, frozen_features
+    from srl_plugin.cache.speed import autocast, maybe_compile
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_model(args.experiment, args.override).to(device)
+    backbone = model.backbone
+    precision = None if args.precision == "fp32" else args.precision
+    size = backbone.input_size
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result: dict[str, Any] = {"phase": args.phase}
+
+    if args.phase == "loader_cached":
+        from benchmarks.bench_setup import cached_loader_throughput
+
+        clips_per_s = cached_loader_throughput(model, args.experiment, args.batch_size, args.loader_batches,
+                                               args.num_workers)
+        result.update(clips_per_s=clips_per_s)
+    elif args.phase.startswith("train"):
+        video = torch.randn(args.batch_size, 4, 3, size, size, device=device)
+        cached = args.phase == "train_cached"
+        inputs = frozen_features(backbone, video) if cached else {"video": video}
+        forward = maybe_compile(model.forward_features if cached else model, args.compile)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        model.train()
+
+        def step() -> None:
+            with autocast(device, precision):
+                outputs = forward(**inputs)
+                losses = model.compute_losses(outputs, args.global_step)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        seconds = _timed(step, args.steps, args.warmup, device)
+        result.update(steps_per_s=1 / seconds, clips_per_s=args.batch_size / seconds, seconds_per_step=seconds)
+    else:
+        video = torch.randn(1, args.eval_frames, 3, size, size, device=device)
+        cached = args.phase == "eval_cached"
+        inputs = frozen_features(backbone, video) if cached else {"video": video}
+        model.eval()
+
+        @torch.inference_mode()
+        def evaluate() -> None:
+            with autocast(device, precision):
+                outputs = model.forward_features(**inputs) if cached else model(inputs["video"])
+                model.eval_masks(outputs)
+
+        seconds = _timed(evaluate, args.eval_videos, args.warmup, device)
+        result.update(videos_per_s=1 / seconds, seconds_per_video=seconds)
+    result["peak_memory_mib"] = _peak_memory_mib(device)
+    return result
+
+
+def _child(args: argparse.Namespace, phase: str) -> dict[str, Any]:
+    """Run `phase` in a fresh interpreter (own peak memory) and parse its JSON line."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--phase", phase]
+    for name, value in vars(args).items():
+        if name in ("phase", "out", "phases") or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    completed = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if completed.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def summarise(args: argparse.Namespace, phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON report: settings, every phase, and the cached/uncached ratios."""
+    report: dict[str, Any] = {
+        "experiment": args.experiment,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+        "torch_threads": args.threads or torch.get_num_threads(),
+        "precision": args.precision,
+        "compile": args.compile,
+        "global_step": args.global_step,
+        "eval_frames": args.eval_frames,
+        "phases": phases,
+    }
+    if "train_video" in phases and "train_cached" in phases:
+        report["train_speedup_cached"] = phases["train_cached"]["steps_per_s"] / phases["train_video"]["steps_per_s"]
+    if "eval_video" in phases and "eval_cached" in phases:
+        report["eval_speedup_cached"] = phases["eval_cached"]["videos_per_s"] / phases["eval_video"]["videos_per_s"]
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    """A short plain-text table of the report."""
+    rows = [f"{'phase':<14} {'steps/s':>9} {'clips/s':>9} {'videos/s':>9} {'peak MiB':>9}"]
+    for name, phase in report["phases"].items():
+        cells = [phase.get(key) for key in ("steps_per_s", "clips_per_s", "videos_per_s", "peak_memory_mib")]
+        rows.append(f"{name:<14} " + " ".join(f"{c:>9.3f}" if c is not None else f"{'-':>9}" for c in cells))
+    for key in ("train_speedup_cached", "eval_speedup_cached"):
+        if key in report:
+            rows.append(f"{key}: {report[key]:.2f}x")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.phase is not None:
+        print(json.dumps(run_phase(args)))
+        return
+    phases = {}
+    for phase in [name.strip() for name in args.phases.split(",") if name.strip()]:
+        if phase not in PHASES:
+            raise SystemExit(f"unknown phase {phase!r}; choose from {', '.join(PHASES)}")
+        print(f"running {phase} ...", file=sys.stderr, flush=True)
+        phases[phase] = _child(args, phase)
+    report = summarise(args, phases)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print(table(report))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
