@@ -1,0 +1,141 @@
+"""Build an ``SRLModel`` / ``SlotContrastModel`` from an official checkpoint's state dict."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from srl_plugin.interop.keymap import convert_official_state_dict, ours_to_official_key, to_official_state_dict
+from srl_plugin.interop.presets import BACKBONES, method_kwargs
+from srl_plugin.models.backbone import FrozenViTBackbone
+from srl_plugin.models.slotcontrast import SlotContrastModel
+from srl_plugin.models.srl import SRLModel
+
+_BACKBONE_PREFIX = "encoder.module.backbone.model."
+
+
+def detect_method(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """'srl' when the SRL projectors are present, else 'slotcontrast'."""
+    has_projectors = any(key.startswith(("projector.", "projector2.")) for key in state_dict)
+    return "srl" if has_projectors else "slotcontrast"
+
+
+def _require(state_dict: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+    if key not in state_dict:
+        raise KeyError(f"'{key}' missing from the state dict; is this an official SRL/SlotContrast checkpoint?")
+    return state_dict[key]
+
+
+def _indexed_weights(state_dict: Mapping[str, torch.Tensor], pattern: str) -> list[torch.Tensor]:
+    """Weights whose key matches ``pattern`` (one ``(\\d+)`` group), ordered by that index."""
+    regex = re.compile(pattern)
+    found = {int(m.group(1)): value for key, value in state_dict.items() if (m := regex.fullmatch(key))}
+    return [found[index] for index in sorted(found)]
+
+
+def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, object]:
+    """Sizes read from tensor shapes: ``feature_dim``, ``num_slots``, ``slot_dim``, ``num_patches``,
+    ``mlp_hidden_dim``, ``decoder_hidden_dims``, ``predictor_blocks``."""
+    _, num_slots, slot_dim = _require(state_dict, "initializer.slots").shape
+    feature_dim = _require(state_dict, "encoder.module.output_transform.layers.0.weight").shape[0]
+    mlp_hidden_dim = _require(state_dict, "encoder.module.output_transform.layers.1.weight").shape[0]
+    num_patches = _require(state_dict, "decoder.module.pos_emb").shape[-2]
+    decoder_layers = _indexed_weights(state_dict, r"decoder\.module\.mlp\.layers\.(\d+)\.weight")
+    if not decoder_layers or decoder_layers[-1].shape[0] != feature_dim + 1:
+        raise ValueError(
+            f"the decoder MLP should end with D_f + 1 = {feature_dim + 1} outputs; this does not look like an "
+            "MLP broadcast decoder (VideoSAUR checkpoints are not supported)"
+        )
+    blocks = {m.group(1) for key in state_dict if (m := re.match(r"processor\.module\.predictor\.blocks\.(\d+)\.", key))}
+    return {
+        "feature_dim": int(feature_dim),
+        "num_slots": int(num_slots),
+        "slot_dim": int(slot_dim),
+        "num_patches": int(num_patches),
+        "mlp_hidden_dim": int(mlp_hidden_dim),
+        "decoder_hidden_dims": tuple(int(w.shape[0]) for w in decoder_layers[:-1]),
+        "predictor_blocks": len(blocks),
+    }
+
+
+def _build_backbone(state_dict: Mapping[str, torch.Tensor], preset: str, input_size: int) -> FrozenViTBackbone | None:
+    """The preset's timm ViT sized from the checkpoint (weights are loaded afterwards), or ``None``.
+
+    Depth, width and native resolution come from the tensors; the head count assumes 64-d heads, as in
+    every DINO / DINOv2 ViT.
+    """
+    if not any(key.startswith(_BACKBONE_PREFIX) for key in state_dict):
+        return None
+    block_pattern = re.escape(_BACKBONE_PREFIX) + r"blocks\.(\d+)\."
+    depth = len({m.group(1) for key in state_dict if (m := re.match(block_pattern, key))})
+    _, pos_tokens, embed_dim = _require(state_dict, _BACKBONE_PREFIX + "pos_embed").shape
+    patch_size = int(_require(state_dict, _BACKBONE_PREFIX + "patch_embed.proj.weight").shape[-1])
+    if patch_size != BACKBONES[preset]["patch_size"]:
+        raise ValueError(f"checkpoint backbone has patch size {patch_size}, preset '{preset}' expects {BACKBONES[preset]['patch_size']}")
+    return FrozenViTBackbone(
+        BACKBONES[preset]["model_name"],
+        input_size,
+        pretrained=False,
+        allow_random_init=True,
+        model_kwargs={
+            "img_size": math.isqrt(pos_tokens - 1) * patch_size,
+            "depth": depth,
+            "embed_dim": int(embed_dim),
+            "num_heads": int(embed_dim) // 64,
+        },
+    )
+
+
+def model_from_official_state_dict(
+    state_dict: Mapping[str, torch.Tensor], preset: str = "movi_c", method: str = "auto"
+) -> SRLModel | SlotContrastModel:
+    """Builds our model from an official SRL or SlotContrast ``state_dict`` and loads every weight.
+
+    Args:
+        state_dict: the ``state_dict`` of an official Lightning checkpoint (official key names). Without
+            ``encoder.module.backbone.*`` the model has no backbone and runs only through ``forward_features``.
+        preset: ``movi_c``, ``movi_e`` or ``ytvis2021``: loss weights, windows, top-k and the backbone name.
+        method: ``srl``, ``slotcontrast`` or ``auto`` (SRL when ``projector.*``/``projector2.*`` are present).
+
+    Raises:
+        KeyError: listing official keys with no counterpart and parameters the state dict does not provide.
+    """
+    if method == "auto":
+        method = detect_method(state_dict)
+    kwargs = method_kwargs(method, preset)
+    architecture = infer_architecture(state_dict)
+    input_size = math.isqrt(int(architecture["num_patches"])) * BACKBONES[preset]["patch_size"]
+    backbone = _build_backbone(state_dict, preset, input_size)
+    model_class = SRLModel if method == "srl" else SlotContrastModel
+    model = model_class(backbone=backbone, input_size=input_size, **architecture, **kwargs)
+
+    converted, unknown = convert_official_state_dict(state_dict)
+    expected = model.state_dict()
+    unknown += [ours_to_official_key(key) or key for key in converted if key not in expected]
+    missing = [key for key in expected if key not in converted]
+    if unknown or missing:
+        raise KeyError(
+            f"official state dict does not match a {model_class.__name__} (preset '{preset}'): "
+            f"unknown official keys {sorted(unknown)}; missing (official names) "
+            f"{sorted(ours_to_official_key(key) or key for key in missing)}"
+        )
+    model.load_state_dict(converted, strict=True)
+    return model
+
+
+def official_state_dict_from_model(model: SRLModel | SlotContrastModel) -> dict[str, torch.Tensor]:
+    """Our model's weights in the official key layout (inverse of :func:`model_from_official_state_dict`)."""
+    return to_official_state_dict(model.state_dict())
+
+
+def load_official_checkpoint(
+    path: str | Path, preset: str = "movi_c", method: str = "auto"
+) -> SRLModel | SlotContrastModel:
+    """Reads an official Lightning ``.ckpt`` (tensors only, ``weights_only=True``) and builds the model."""
+    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint with a 'state_dict' entry")
+    return model_from_official_state_dict(checkpoint["state_dict"], preset=preset, method=method)

@@ -1,0 +1,29 @@
+"""Model components and the SRL, SlotContrast and VideoSAUR method models (docs/ARCHITECTURE.md)."""
+from srl_plugin.models.attention import MultiHeadAttention
+from srl_plugin.models.backbone import FrozenViTBackbone
+from srl_plugin.models.decoders import MLPBroadcastDecoder, SlotMixerDecoder
+from srl_plugin.models.initializers import FixedLearnedInit, RandomInit
+from srl_plugin.models.mlp import NormedMLP, build_relu_mlp
+from srl_plugin.models.predictor import TransformerPredictor
+from srl_plugin.models.processor import RecurrentProcessor
+from srl_plugin.models.slot_attention import SlotAttention
+from srl_plugin.models.slotcontrast import SlotContrastModel
+from srl_plugin.models.srl import SRLModel
+from srl_plugin.models.videosaur import VideoSAURModel
+
+__all__ = [
+    "FixedLearnedInit",
+    "FrozenViTBackbone",
+    "MLPBroadcastDecoder",
+    "MultiHeadAttention",
+    "NormedMLP",
+    "RandomInit",
+    "RecurrentProcessor",
+    "SRLModel",
+    "SlotAttention",
+    "SlotContrastModel",
+    "SlotMixerDecoder",
+    "TransformerPredictor",
+    "VideoSAURModel",
+    "build_relu_mlp",
+]
