@@ -48,7 +48,7 @@ def weights_sha256(module: nn.Module) -> str:
 def rebuild_hint(experiment: str | None, cache_dir: str | os.PathLike[str]) -> str:
     """The command line that (re)builds the cache for `experiment` in `cache_dir`."""
     name = experiment or "<method>/<dataset>"
-    return f"srl-cache-features experiment={name} cache.dir={cache_dir} cache.overwrite=true"
+    return f"srl-cache-features {name} cache.dir={cache_dir} --overwrite"
 
 
 def fingerprint_diff(stored: Mapping[str, Any], expected: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -117,7 +117,7 @@ def split_info(meta: Mapping[str, Any], split: str, cache_dir: Path) -> dict[str
     if info is None or not info.get("complete", False):
         raise CacheMissingError(
             f"split '{split}' of the feature cache at {cache_dir} is missing or incomplete; finish it with: "
-            f"{rebuild_hint(meta.get('experiment'), cache_dir).replace(' cache.overwrite=true', '')}"
+            f"{rebuild_hint(meta.get('experiment'), cache_dir).replace(' --overwrite', '')}"
         )
     return dict(info)
 

@@ -43,7 +43,7 @@ def _check_sample(sample: Mapping[str, Any], fingerprint_sha256: str, cache_dir:
     if meta["fingerprint_sha256"] != fingerprint_sha256:
         raise CacheMismatchError(
             f"sample {sample['__key__']} in {cache_dir} was written for another configuration than "
-            f"{cache_dir}/cache_meta.json records (mixed caches); rebuild with cache.overwrite=true"
+            f"{cache_dir}/cache_meta.json records (mixed caches); rebuild it with srl-cache-features --overwrite"
         )
     return meta
 

@@ -1,0 +1,86 @@
+"""`srl-cache-features EXPERIMENT [overrides]`: run the frozen backbone once over the training and
+validation shards of an experiment and store the features as float16 webdataset shards.
+
+    srl-cache-features srl/movi_c data.root=/data/shards
+    srl-cache-features srl/movi_c data.root=/data/shards cache.dir=/fast/cache --device cuda
+    srl-train experiment=srl/movi_c data.root=/data/shards features=cached
+
+Both orientations of every training clip are cached when horizontal flips are on. Re-running resumes: shards
+already written are skipped. `--overwrite` rebuilds a cache made for another backbone, size or transform.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import torch
+
+from srl_plugin.cache.config import compose_experiment
+from srl_plugin.cache.experiment import (
+    build_backbone,
+    cache_dir,
+    check_cacheable,
+    experiment_name,
+    expected_fingerprint,
+    shard_readers,
+    split_plans,
+)
+from srl_plugin.cache.store import build_cache
+from srl_plugin.cache.writer import backbone_extractor
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="srl-cache-features", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("experiment", help="experiment config <method>/<dataset>, e.g. srl/movi_c")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.root=/data cache.dir=/cache")
+    parser.add_argument("--splits", default="train,val", help="comma-separated splits to cache (default train,val)")
+    parser.add_argument("--device", default=None, help="device for the backbone (default: cuda if available)")
+    parser.add_argument("--clips-per-batch", type=int, default=8, help="clips per backbone call")
+    parser.add_argument("--num-workers", type=int, default=None, help="decoding workers (default: data.num_workers)")
+    parser.add_argument("--overwrite", action="store_true", help="delete an existing cache of another config first")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.experiment.startswith("experiment="):
+        args.experiment = args.experiment.split("=", 1)[1]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `srl-cache-features`."""
+    args = parse_args(argv)
+    config = compose_experiment(args.experiment, args.overrides)
+    check_cacheable(config)
+    if config.data.get("synthetic", False):
+        from srl_plugin.data.synthetic import ensure_synthetic_dataset
+
+        ensure_synthetic_dataset(config.data.root)
+    target = cache_dir(config)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
+    num_workers = int(config.data.get("num_workers", 0) or 0) if args.num_workers is None else args.num_workers
+    print(f"feature cache of {experiment_name(config)}: {target}", flush=True)
+
+    backbone = build_backbone(config)
+    meta = build_cache(
+        target,
+        expected_fingerprint(config, backbone),
+        split_plans(config, splits, args.clips_per_batch),
+        shard_readers(config),
+        backbone_extractor(backbone, device),
+        experiment=experiment_name(config),
+        overwrite=args.overwrite,
+        num_workers=num_workers,
+        progress=not args.no_progress,
+    )
+    for split in splits:
+        info = meta["splits"][split]
+        print(f"{split}: {info['num_videos']} videos in {len(info['shards'])} shards", flush=True)
+    print(f"done: {target}\ntrain from it with: srl-train experiment={experiment_name(config)} features=cached "
+          f"cache.dir={target}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,176 @@
+"""Connect the feature cache to an experiment config (`configs/train.yaml` + `experiment/<method>/<dataset>`).
+
+- `cache_dir(config)`: where the cache of this experiment lives (`cache.dir`, or the default below).
+- `transform_fingerprint(config)`: every data setting that changes the pixels the backbone sees.
+- `expected_fingerprint(config, backbone)`: what `cache_meta.json` must record for this run.
+- `split_plans` / `shard_readers`: what `srl-cache-features` caches and how it decodes the source shards,
+  with exactly the functions of the video pipeline (`srl_plugin.data.shards.iter_shard_samples`,
+  `srl_plugin.data.transforms.prepare_video` / `prepare_masks`), so cached features are computed on the
+  same inputs as the ones the video pipeline feeds the backbone (METHODS.md §1.2, §1.3).
+- `build_cached_datamodule(config)`: the `LightningDataModule` that `srl-train` / `srl-eval` use when
+  `features: cached`.
+
+Default cache folder (when `cache.dir` is null or absent): `<data.root>/feature_cache/<method>-<dataset>`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from srl_plugin.cache.fingerprint import cache_fingerprint
+from srl_plugin.cache.reader import CachedFeatureDataModule
+from srl_plugin.cache.writer import ShardReader, SourceVideo, SplitPlan
+
+DEFAULT_CACHE_SUBDIR = "feature_cache"
+# Transform settings the backbone input depends on (METHODS.md §1.2-§1.3); batch sizes, workers and
+# buffers only change the order of samples, so they are not part of the fingerprint.
+TRANSFORM_FIELDS = ("input_size", "mask_size", "num_classes", "chunk_size")
+
+
+def experiment_name(config: DictConfig) -> str:
+    """`<method>/<dataset>` of a composed config."""
+    return f"{config.method}/{config.dataset}"
+
+
+def dataset_type(config: DictConfig) -> str:
+    """Shard layout / transform family: "ytvis" for YouTube-VIS, "movi" for MOVi and the synthetic data."""
+    return "ytvis" if str(config.dataset).startswith("ytvis") else "movi"
+
+
+def cache_dir(config: DictConfig) -> Path:
+    """`cache.dir`, or `<data.root>/feature_cache/<method>-<dataset>` when it is not set."""
+    configured = OmegaConf.select(config, "cache.dir", default=None)
+    if configured:
+        return Path(str(configured)).expanduser()
+    return Path(str(config.data.root)).expanduser() / DEFAULT_CACHE_SUBDIR / f"{config.method}-{config.dataset}"
+
+
+def flip_enabled(config: DictConfig) -> bool:
+    """Whether training clips are horizontally flipped with some probability (then both orientations are cached)."""
+    return float(OmegaConf.select(config, "data.h_flip_prob", default=0.0) or 0.0) > 0.0
+
+
+def check_cacheable(config: DictConfig) -> None:
+    """Refuse configs whose training transform is random beyond chunk choice and flip (random crops)."""
+    if dataset_type(config) == "ytvis":
+        raise ValueError(
+            f"experiment {experiment_name(config)} trains on random square crops (METHODS.md §1.2), which a "
+            "frozen-feature cache cannot reproduce; train it with features=video"
+        )
+
+
+def transform_fingerprint(config: DictConfig) -> dict[str, Any]:
+    """The deterministic transform of `config.data` (resize, normalisation, clip length, flip, masks)."""
+    data = config.data
+    fingerprint: dict[str, Any] = {
+        "dataset": str(config.dataset),
+        "dataset_type": dataset_type(config),
+        "resize": "bicubic",
+        "normalisation": "imagenet",
+        "flip": flip_enabled(config),
+    }
+    for field in TRANSFORM_FIELDS:
+        value = OmegaConf.select(data, field, default=None)
+        fingerprint[field] = None if value is None else int(value)
+    return fingerprint
+
+
+def build_backbone(config: DictConfig) -> Any:
+    """The config's frozen backbone (`model.backbone`), built on its own."""
+    node = OmegaConf.select(config, "model.backbone", default=None)
+    if node is None:
+        raise ValueError(
+            f"experiment {experiment_name(config)} has no model.backbone; the feature cache needs the "
+            "frozen backbone that the model would run"
+        )
+    return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)))
+
+
+def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dict[str, Any]:
+    """`cache_fingerprint` of the config's backbone (built if not given) and its transform."""
+    return cache_fingerprint(backbone if backbone is not None else build_backbone(config), transform_fingerprint(config))
+
+
+def resolve_shards(pattern: Any, root: str | Path) -> tuple[str, ...]:
+    """Expand a shard spec (brace pattern, or list of patterns) relative to `root` into file paths."""
+    import braceexpand
+
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    shards: list[str] = []
+    for item in patterns:
+        for name in braceexpand.braceexpand(str(item)):
+            path = Path(name).expanduser()
+            shards.append(str(path if path.is_absolute() else Path(str(root)).expanduser() / path))
+    missing = [shard for shard in shards if not Path(shard).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(shards)} source shards do not exist (first: {missing[0]}); "
+            "set data.root to the folder that holds the shards"
+        )
+    return tuple(shards)
+
+
+def split_plans(config: DictConfig, splits: tuple[str, ...] = ("train", "val"), clips_per_batch: int = 8) -> list[SplitPlan]:
+    """One `SplitPlan` per requested split: training clips (every chunk, both orientations when flipping),
+    whole validation videos."""
+    plans = []
+    for split in splits:
+        if split not in ("train", "val"):
+            raise ValueError(f"unknown split {split!r}; choose train and/or val")
+        shards = resolve_shards(config.data[f"{split}_shards"], config.data.root)
+        if split == "train":
+            plans.append(SplitPlan("train", shards, int(config.data.chunk_size), flip_enabled(config), clips_per_batch))
+        else:
+            plans.append(SplitPlan("val", shards, None, False, clips_per_batch))
+    return plans
+
+
+def shard_readers(config: DictConfig) -> dict[str, ShardReader]:
+    """Readers that decode a source shard into `SourceVideo`s with the video pipeline's own functions."""
+    from srl_plugin.data.shards import iter_shard_samples
+    from srl_plugin.data.transforms import prepare_masks, prepare_video
+
+    kind = dataset_type(config)
+    input_size = int(config.data.input_size)
+    mask_size = int(OmegaConf.select(config, "data.mask_size", default=None) or input_size)
+    num_classes = int(config.data.num_classes)
+
+    def read_train(shard: str) -> Iterator[SourceVideo]:
+        for sample in iter_shard_samples(shard, dataset_type=kind):
+            yield SourceVideo(sample["__key__"], prepare_video(sample["video"], input_size))
+
+    def read_val(shard: str) -> Iterator[SourceVideo]:
+        for sample in iter_shard_samples(shard, dataset_type=kind):
+            yield SourceVideo(
+                sample["__key__"],
+                prepare_video(sample["video"], input_size),
+                prepare_masks(sample["segmentations"], num_classes, mask_size).float(),
+            )
+
+    return {"train": read_train, "val": read_val}
+
+
+def build_cached_datamodule(config: DictConfig) -> CachedFeatureDataModule:
+    """The cached counterpart of the config's `VideoDataModule` (same batch sizes, flip, buffer, seed).
+
+    Raises `CacheMissingError` / `CacheMismatchError` (in `setup`) naming the command that builds the cache.
+    """
+    check_cacheable(config)
+    data = config.data
+    seed = OmegaConf.select(data, "seed", default=None)
+    if seed is None:
+        seed = OmegaConf.select(config, "seed", default=None)
+    return CachedFeatureDataModule(
+        cache_dir(config),
+        expected_fingerprint(config),
+        batch_size=int(data.batch_size),
+        val_batch_size=int(OmegaConf.select(data, "val_batch_size", default=1) or 1),
+        flip_prob=float(OmegaConf.select(data, "h_flip_prob", default=0.0) or 0.0),
+        shuffle_buffer=int(OmegaConf.select(data, "shuffle_buffer", default=512) or 512),
+        num_workers=int(OmegaConf.select(data, "num_workers", default=0) or 0),
+        seed=None if seed is None else int(seed),
+        experiment=experiment_name(config),
+    )
