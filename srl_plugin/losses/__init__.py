@@ -1,0 +1,23 @@
+"""Loss functions of VideoSAUR, SlotContrast and SRL (METHODS.md §2.3, §3.3, §4.3-§4.7).
+
+Every function takes tensors in the ``batch, time, [slots], tokens, channels`` layout of METHODS.md §0,
+returns a 0-dim tensor, and raises ``ValueError`` on wrongly shaped input.
+"""
+from srl_plugin.losses.consistency import decoder_consistency_loss, encoder_consistency_loss
+from srl_plugin.losses.reconstruction import feature_reconstruction_loss
+from srl_plugin.losses.redundancy import slot_redundancy_loss
+from srl_plugin.losses.schedule import LossWindow
+from srl_plugin.losses.slot_contrast import slotcontrast_loss, srl_slot_contrastive_loss
+from srl_plugin.losses.temporal_similarity import temporal_similarity_loss, temporal_similarity_target
+
+__all__ = [
+    "LossWindow",
+    "decoder_consistency_loss",
+    "encoder_consistency_loss",
+    "feature_reconstruction_loss",
+    "slot_redundancy_loss",
+    "slotcontrast_loss",
+    "srl_slot_contrastive_loss",
+    "temporal_similarity_loss",
+    "temporal_similarity_target",
+]
