@@ -15,6 +15,7 @@ import sys
 from typing import Sequence
 
 import torch
+from omegaconf import OmegaConf
 
 from srl_plugin.cache.config import compose_experiment
 from srl_plugin.cache.experiment import (
@@ -52,14 +53,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `srl-cache-features`."""
     args = parse_args(argv)
     config = compose_experiment(args.experiment, args.overrides)
-    check_cacheable(config)
+    splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
+    check_cacheable(config, splits)
     if config.data.get("synthetic", False):
         from srl_plugin.data.synthetic import ensure_synthetic_dataset
 
         ensure_synthetic_dataset(config.data.root)
     target = cache_dir(config)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
     num_workers = int(config.data.get("num_workers", 0) or 0) if args.num_workers is None else args.num_workers
     print(f"feature cache of {experiment_name(config)}: {target}", flush=True)
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shard_readers(config),
         backbone_extractor(backbone, device),
         experiment=experiment_name(config),
-        overwrite=args.overwrite,
+        overwrite=args.overwrite or bool(OmegaConf.select(config, "cache.overwrite", default=False)),
         num_workers=num_workers,
         progress=not args.no_progress,
     )

@@ -36,8 +36,11 @@ def experiment_name(config: DictConfig) -> str:
 
 
 def dataset_type(config: DictConfig) -> str:
-    """Shard layout / transform family: "ytvis" for YouTube-VIS, "movi" for MOVi and the synthetic data."""
-    return "ytvis" if str(config.dataset).startswith("ytvis") else "movi"
+    """Shard layout / transform family (`data.dataset_type`): "movi" (MOVi, synthetic) or "ytvis"."""
+    kind = OmegaConf.select(config, "data.dataset_type", default=None)
+    if kind is None:
+        kind = "ytvis" if str(config.dataset).startswith("ytvis") else "movi"
+    return str(kind)
 
 
 def cache_dir(config: DictConfig) -> Path:
@@ -53,12 +56,16 @@ def flip_enabled(config: DictConfig) -> bool:
     return float(OmegaConf.select(config, "data.h_flip_prob", default=0.0) or 0.0) > 0.0
 
 
-def check_cacheable(config: DictConfig) -> None:
-    """Refuse configs whose training transform is random beyond chunk choice and flip (random crops)."""
-    if dataset_type(config) == "ytvis":
+def check_cacheable(config: DictConfig, splits: tuple[str, ...]) -> None:
+    """Refuse to cache training clips whose transform is random beyond chunk choice and flip (random crops).
+
+    YT-VIS validation (central crop, deterministic) can be cached: `--splits val`.
+    """
+    if "train" in splits and dataset_type(config) == "ytvis":
         raise ValueError(
             f"experiment {experiment_name(config)} trains on random square crops (METHODS.md §1.2), which a "
-            "frozen-feature cache cannot reproduce; train it with features=video"
+            "frozen-feature cache cannot reproduce; train it with features=video (the validation split can be "
+            "cached with --splits val)"
         )
 
 
@@ -158,7 +165,6 @@ def build_cached_datamodule(config: DictConfig) -> CachedFeatureDataModule:
 
     Raises `CacheMissingError` / `CacheMismatchError` (in `setup`) naming the command that builds the cache.
     """
-    check_cacheable(config)
     data = config.data
     seed = OmegaConf.select(data, "seed", default=None)
     if seed is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import nn
+from torch.nn import functional as F
 
 
 def attention_logit_scale(head_dim: int, attention_scale_quirk: bool) -> float:
@@ -63,6 +64,5 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError("cross-attention needs a memory tensor (B, M, D)")
             q = rearrange(self.q(queries), "b n (h c) -> b h n c", h=self.num_heads)
             k, v = rearrange(self.kv(memory), "b m (two h c) -> two b h m c", two=2, h=self.num_heads)
-        attn = (torch.einsum("bhqc,bhmc->bhqm", q, k) * self.logit_scale).softmax(dim=-1)
-        out = torch.einsum("bhqm,bhmc->bhqc", attn, v)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.logit_scale)  # fused kernel, same math
         return self.out_proj(rearrange(out, "b h n c -> b n (h c)"))
