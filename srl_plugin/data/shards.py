@@ -1,0 +1,224 @@
+"""Webdataset tar shards of videos: writing, reading, validation, and the errors for bad input.
+
+Layout (METHODS.md §1.1, the VideoSAUR/SlotContrast MOVi shards): one tar per shard; each sample is a group
+of consecutive members `<key>.video.npy` (uint8 (T, H, W, 3)) and, in validation shards,
+`<key>.segmentations.npy` (MOVi: uint8 (T, H, W, 1) instance ids, 0 = background; YT-VIS: uint8
+(T, H, W, I), one channel per instance holding its category id). OCL-style `.npy.gz` members are read too.
+Other members (e.g. MOVi's `forward_flow.npy`) are ignored.
+
+Every problem raises a `DataError` naming the shard and the sample: `MissingShardsError`,
+`CorruptShardError` (unreadable or truncated tar), `BadSampleError` (missing key, wrong dtype or shape).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import braceexpand
+import numpy as np
+
+DATASET_TYPES = ("movi", "ytvis")
+DATA_ROOT_ENV = "SRL_DATA_ROOT"
+ARRAY_KEYS = ("video", "segmentations")
+END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
+
+HOW_TO_GET_DATA = (
+    "To get data: generate the synthetic MOVi-like set with `srl-make-synthetic --out DIR` (or give the data "
+    "module `synthetic={...}` so that it generates it), or convert MOVi-C/E from TFDS (movi_c/128x128:1.0.0) "
+    "with VideoSAUR's data/save_movi.py (YT-VIS 2021: data/save_ytvis2021.py), then point the data root at "
+    f"the folder (data module `root`, or ${DATA_ROOT_ENV})."
+)
+
+
+class DataError(RuntimeError):
+    """Base class of the data errors; the message names the shard (and the sample) and how to fix it."""
+
+
+class MissingShardsError(DataError, FileNotFoundError):
+    """Shards named by a pattern do not exist."""
+
+
+class CorruptShardError(DataError):
+    """A tar shard cannot be read to its end (corrupted or truncated)."""
+
+
+class BadSampleError(DataError, ValueError):
+    """A sample lacks a key or holds an array of the wrong dtype or shape."""
+
+
+def check_dataset_type(dataset_type: str) -> str:
+    if dataset_type not in DATASET_TYPES:
+        raise ValueError(f"dataset_type must be one of {DATASET_TYPES}, got {dataset_type!r}")
+    return dataset_type
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> Path | None:
+    """`root`, else $SRL_DATA_ROOT, else None (patterns must then be absolute or relative to the cwd)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def expand_shards(pattern: str, root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Brace-expand `pattern` (e.g. `movi_c-train-{000000..000304}.tar`; several patterns may be joined by
+    `::`) relative to `root` / $SRL_DATA_ROOT, and check that every shard exists.
+
+    Raises `MissingShardsError` with the pattern searched and how to get the data.
+    """
+    base = resolve_root(root)
+    paths = []
+    for part in pattern.split("::"):
+        for name in braceexpand.braceexpand(part):
+            path = Path(name).expanduser()
+            paths.append(str(path if path.is_absolute() or base is None else base / path))
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        searched = str(Path(base) / pattern) if base is not None and not Path(pattern).is_absolute() else pattern
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise MissingShardsError(
+            f"{len(missing)} of {len(paths)} shard(s) missing for pattern {searched!r} "
+            f"(data root: {base if base is not None else f'none; set root or ${DATA_ROOT_ENV}'}): {shown}. "
+            + HOW_TO_GET_DATA
+        )
+    return paths
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_shard(path: str | os.PathLike[str], samples: Iterable[tuple[str, Mapping[str, np.ndarray]]]) -> int:
+    """Write `(key, {name: array})` samples as `<key>.<name>.npy` members; atomic (temporary file + rename).
+
+    Returns the number of samples written.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    count = 0
+    try:
+        with tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for key, arrays in samples:
+                if "." in key or "/" in key:
+                    raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+                for name, array in arrays.items():
+                    data = _npy_bytes(array)
+                    info = tarfile.TarInfo(f"{key}.{name}.npy")
+                    info.size, info.mode, info.mtime = len(data), 0o644, 0
+                    tar.addfile(info, io.BytesIO(data))
+                count += 1
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return count
+
+
+def _split_member_name(name: str) -> tuple[str, str]:
+    """Webdataset convention: key = path up to the first '.' of the file name, extension = the rest."""
+    directory, _, filename = name.rpartition("/")
+    stem, dot, extension = filename.partition(".")
+    if not dot:
+        return name, ""
+    return (f"{directory}/{stem}" if directory else stem), extension
+
+
+def _decode_array(data: bytes, extension: str) -> np.ndarray:
+    if extension.endswith(".gz"):
+        data = gzip.decompress(data)
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def iter_raw_samples(path: str) -> Iterator[dict[str, object]]:
+    """Group the members of one tar into samples `{"__key__", "__url__", "<name>": array}`.
+
+    Only `video` and `segmentations` (`.npy` or `.npy.gz`) are decoded. Raises `CorruptShardError` when the
+    tar cannot be read to its end-of-archive marker and `BadSampleError` when a member cannot be decoded.
+    """
+    current: dict[str, object] | None = None
+    last_key = None
+    try:
+        with open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, extension = _split_member_name(member.name)
+                data = tar.extractfile(member).read()
+                if current is not None and key != current["__key__"]:
+                    yield current
+                    current = None
+                if current is None:
+                    current = {"__key__": key, "__url__": path}
+                last_key = key
+                name = extension.split(".", 1)[0]
+                if name in ARRAY_KEYS and extension in (f"{name}.npy", f"{name}.npy.gz"):
+                    try:
+                        current[name] = _decode_array(data, extension)
+                    except (ValueError, OSError, EOFError) as error:
+                        raise BadSampleError(
+                            f"shard {path}, sample {key!r}: cannot decode {member.name} ({error}); the shard is "
+                            "corrupted, regenerate or re-download it"
+                        ) from error
+            _check_end_of_archive(handle, tar.offset, path, last_key)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        where = f"after sample {last_key!r}" if last_key is not None else "before the first sample"
+        raise CorruptShardError(
+            f"shard {path} is corrupted or truncated ({type(error).__name__}: {error}) {where}; "
+            "regenerate or re-download it"
+        ) from error
+    if current is not None:
+        yield current
+
+
+def _check_end_of_archive(handle: io.BufferedReader, offset: int, path: str, last_key: str | None) -> None:
+    """A complete tar ends with two zero blocks; without them the file was cut at a member boundary."""
+    handle.seek(offset)
+    marker = handle.read(END_OF_ARCHIVE)
+    if len(marker) < END_OF_ARCHIVE or marker.count(0) != END_OF_ARCHIVE:
+        where = f"after sample {last_key!r}" if last_key is not None else "before the first sample"
+        raise CorruptShardError(
+            f"shard {path} is truncated (no end-of-archive marker {where}); regenerate or re-download it"
+        )
+
+
+def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
+                    require_segmentations: bool = False) -> None:
+    """Check keys, dtypes and shapes (module docstring); raise `BadSampleError` naming shard and sample."""
+    where = f"shard {sample.get('__url__')}, sample {sample.get('__key__')!r}"
+    if "video" not in sample:
+        present = sorted(k for k in sample if not k.startswith("__"))
+        raise BadSampleError(f"{where}: missing key 'video' (decoded keys: {present}); expected video.npy uint8 (T, H, W, 3)")
+    video = sample["video"]
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] < 1:
+        raise BadSampleError(f"{where}: 'video' must be uint8 (T, H, W, 3), got {video.dtype} {tuple(video.shape)}")
+    if "segmentations" not in sample:
+        if require_segmentations:
+            raise BadSampleError(
+                f"{where}: missing key 'segmentations' (validation shards need instance masks, "
+                "segmentations.npy uint8 (T, H, W, 1) for MOVi or (T, H, W, I) for YT-VIS)"
+            )
+        return
+    masks = sample["segmentations"]
+    channels = "1" if dataset_type == "movi" else "I"
+    if (masks.dtype != np.uint8 or masks.ndim != 4 or masks.shape[:3] != video.shape[:3]
+            or (dataset_type == "movi" and masks.shape[3] != 1)):
+        raise BadSampleError(
+            f"{where}: 'segmentations' must be uint8 (T, H, W, {channels}) matching video {tuple(video.shape)}, "
+            f"got {masks.dtype} {tuple(masks.shape)}"
+        )
+
+
+def iter_shard_samples(path: str, dataset_type: str = "movi",
+                       require_segmentations: bool = False) -> Iterator[dict[str, object]]:
+    """Validated decoded samples of one shard: `{"__key__", "__url__", "video" uint8 (T, H, W, 3),
+    "segmentations" uint8 (T, H, W, 1 | I) if stored}`; raises `DataError` on bad input."""
+    check_dataset_type(dataset_type)
+    for sample in iter_raw_samples(path):
+        validate_sample(sample, dataset_type, require_segmentations)
+        yield sample

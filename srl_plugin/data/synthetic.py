@@ -1,0 +1,176 @@
+"""Synthetic MOVi-like dataset on disk: webdataset shards laid out like the MOVi shards (METHODS.md §1.1).
+
+Files written under `root` (fixed names, so configs can address them with brace patterns):
+
+- `synthetic-train-{000000..<train_shards-1>}.tar` and `synthetic-validation-{000000..<val_shards-1>}.tar`
+  (`synthetic_shard_patterns` gives the patterns), samples keyed `%06d` (index within the split), each with
+  `video.npy` uint8 (T, H, W, 3) and `segmentations.npy` uint8 (T, H, W, 1) (both splits carry the ground
+  truth; MOVi's train shards hold only `video`, which the training pipeline is the only one to read).
+  Video `i` of shard `s` of `n` videos in `S` shards: `s*n//S <= i < (s+1)*n//S`.
+- `synthetic_manifest.json`: the generation parameters, the patterns and the per-shard counts. It is
+  written last (atomically); a dataset without it, or with other parameters, is (re)generated.
+
+Video `i` of a split depends only on (seed, split, i) and the generation parameters, not on the shard count.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from srl_plugin.data.render import PRESETS, SyntheticConfig, generate_video
+from srl_plugin.data.shards import write_shard
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "synthetic_manifest.json"
+FORMAT_VERSION = 1
+SPLITS = ("train", "validation")
+DEFAULT_TRAIN_SHARDS = 16
+DEFAULT_VAL_SHARDS = 8
+TMP_PREFIX = ".synthetic-tmp-"
+
+
+def shard_name(split: str, index: int) -> str:
+    """File name of shard `index` of `split` ("train" or "validation")."""
+    return f"synthetic-{split}-{index:06d}.tar"
+
+
+def synthetic_shard_patterns(train_shards: int = DEFAULT_TRAIN_SHARDS,
+                             val_shards: int = DEFAULT_VAL_SHARDS) -> dict[str, str]:
+    """Brace patterns (relative to the dataset root) of the two splits, keys "train" and "validation"."""
+    return {
+        split: f"synthetic-{split}-{{000000..{count - 1:06d}}}.tar"
+        for split, count in (("train", train_shards), ("validation", val_shards))
+    }
+
+
+def _parameters(config: SyntheticConfig, preset: str, seed: int, videos: dict[str, int],
+                shards: dict[str, int]) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION, "preset": preset, "config": config.as_dict(), "seed": seed,
+        "videos": videos, "shards": shards,
+    }
+
+
+def generate_split(out: Path, config: SyntheticConfig, split: str, videos: int, shards: int, seed: int,
+                   on_video: Callable[[], None] | None = None) -> dict[str, int]:
+    """Write the shards of one split into `out`; returns {shard file name: video count}."""
+    counts = {}
+    for shard in range(shards):
+        start, stop = shard * videos // shards, (shard + 1) * videos // shards
+
+        def samples(start: int = start, stop: int = stop):
+            for index in range(start, stop):
+                video, segmentations = generate_video(config, seed, split, index)
+                yield f"{index:06d}", {"video": video, "segmentations": segmentations}
+                if on_video is not None:
+                    on_video()
+
+        counts[shard_name(split, shard)] = write_shard(out / shard_name(split, shard), samples())
+    return counts
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((root / MANIFEST).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _is_complete(root: Path, manifest: dict[str, Any] | None, parameters: dict[str, Any]) -> bool:
+    if manifest is None or manifest.get("parameters") != parameters:
+        return False
+    return all((root / name).is_file() for split in SPLITS for name in manifest["counts"][split])
+
+
+def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps(content, indent=2, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def ensure_synthetic_dataset(
+    root: str | os.PathLike[str],
+    preset: str = "movi_c_like",
+    train_videos: int = 1000,
+    val_videos: int = 128,
+    seed: int = 0,
+    frames: int | None = None,
+    size: int | None = None,
+    train_shards: int = DEFAULT_TRAIN_SHARDS,
+    val_shards: int = DEFAULT_VAL_SHARDS,
+    progress: bool = False,
+    **options: Any,
+) -> Path:
+    """Generate the synthetic dataset under `root` unless the same one is already there; returns `root`.
+
+    preset: "easy" or "movi_c_like" (`render.PRESETS`); `frames`, `size` and `options` (any other
+    `SyntheticConfig` field, e.g. `num_objects=[3, 6]`) override it. Idempotent: the manifest records the
+    parameters and the dataset is regenerated only when it is absent, incomplete or made with other
+    parameters. Generation happens in a temporary folder inside `root`; the manifest is written last, so an
+    interrupted run never leaves a dataset that looks complete.
+    """
+    if min(train_videos, val_videos) < 0 or min(train_shards, val_shards) < 1:
+        raise ValueError("video counts must be >= 0 and shard counts >= 1")
+    config = SyntheticConfig.from_preset(preset, frames=frames, size=size, **options)
+    root = Path(root).expanduser()
+    videos = {"train": train_videos, "validation": val_videos}
+    shards = {"train": train_shards, "validation": val_shards}
+    parameters = _parameters(config, preset, seed, videos, shards)
+    manifest = _read_manifest(root)
+    if _is_complete(root, manifest, parameters):
+        return root
+
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{TMP_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    work.mkdir()
+    started = time.perf_counter()
+    try:
+        bar = _progress_bar(train_videos + val_videos, progress)
+        counts = {
+            split: generate_split(work, config, split, videos[split], shards[split], seed, bar.update if bar else None)
+            for split in SPLITS
+        }
+        if bar is not None:
+            bar.close()
+        (root / MANIFEST).unlink(missing_ok=True)
+        if manifest is not None:
+            for split in SPLITS:
+                for name in manifest.get("counts", {}).get(split, {}):
+                    (root / name).unlink(missing_ok=True)
+        for split in SPLITS:
+            for name in counts[split]:
+                os.replace(work / name, root / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    _write_json_atomic(root / MANIFEST, {
+        "parameters": parameters,
+        "patterns": synthetic_shard_patterns(train_shards, val_shards),
+        "counts": counts,
+        "generation_seconds": round(seconds, 3),
+    })
+    log.info("generated %d synthetic videos (%s) in %s in %.1f s", train_videos + val_videos, preset, root, seconds)
+    return root
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="video", desc="synthetic videos")
+
+
+__all__ = [
+    "PRESETS", "SyntheticConfig", "ensure_synthetic_dataset", "generate_split", "shard_name",
+    "synthetic_shard_patterns", "generate_video",
+]
