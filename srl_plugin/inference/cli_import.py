@@ -1,0 +1,39 @@
+"""``srl-import-checkpoint SRC.ckpt DST [--method ...] [--preset ...]``: official checkpoint -> srl-plugin checkpoint."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from srl_plugin.inference.importer import METHODS, PRESETS, import_official_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srl-import-checkpoint",
+        description=(
+            "Convert an official SRL / SlotContrast / VideoSAUR Lightning checkpoint into a checkpoint that "
+            "srl-eval and srl-infer load. The architecture is read from the tensor shapes; the preset supplies "
+            "the backbone name and the loss settings."
+        ),
+    )
+    parser.add_argument("source", help="official Lightning .ckpt")
+    parser.add_argument("destination", help="where to write the converted checkpoint (.ckpt)")
+    parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys")
+    parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        written = import_official_checkpoint(args.source, args.destination, method=args.method, preset=args.preset)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        print(f"srl-import-checkpoint: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Streaming inference of a trained model over a whole video, and the outputs of ``srl-infer``.
+
+The video is cut into windows of ``window`` frames; each window starts from the previous window's
+``predicted_slots[:, -1]`` (docs/ARCHITECTURE.md), so slot ``k`` keeps its identity over the whole video and
+the result equals one pass over all frames (METHODS.md §1.8: frame 0 gets the first-frame iteration count,
+every later frame the later-frame count), while memory stays bounded by the window.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from srl_plugin.inference.checkpoint import load_checkpoint_model
+from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
+from srl_plugin.inference.video_io import VideoSource, open_videos
+from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def prepare_frames(frames: np.ndarray, input_size: int) -> torch.Tensor:
+    """``uint8`` ``(T, H, W, 3)`` -> float32 ``(T, 3, S, S)``: bicubic resize to ``S = input_size``, clamp to
+    ``[0, 1]``, ImageNet normalisation (METHODS.md §1.2-§1.3, the MOVi validation transform)."""
+    video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    video = F.interpolate(video, size=(input_size, input_size), mode="bicubic", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (video.clamp(0.0, 1.0) - mean) / std
+
+
+def windows_of(frames: Iterable[np.ndarray], window: int) -> Iterator[np.ndarray]:
+    """Groups single ``(H, W, 3)`` frames into ``(<= window, H, W, 3)`` arrays."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1 frame, got {window}")
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == window:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+@torch.no_grad()
+def stream_windows(
+    model: nn.Module, windows: Iterable[torch.Tensor], features: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Runs ``model`` window after window, carrying the slots across windows.
+
+    Args:
+        model: a method model (docs/ARCHITECTURE.md API).
+        windows: ``(B, t, 3, H, W)`` normalised video windows, or with ``features=True`` ``(B, t, N, D_f)``
+            backbone features.
+
+    Yields each window's output dict (``slots`` ``(B, t, K, D)``, ``decoder_masks`` ``(B, t, K, N)``, ...).
+    """
+    slots = None
+    for inputs in windows:
+        outputs = model.forward_features(inputs, initial_slots=slots) if features else model(inputs, initial_slots=slots)
+        slots = outputs["predicted_slots"][:, -1]
+        yield outputs
+
+
+def slot_ids_from_soft(soft_masks: torch.Tensor, patch_grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``(T, K, N)`` soft masks -> ``(T, H, W)`` slot ids: bilinear upsampling then argmax (METHODS.md §1.10)."""
+    grid = soft_masks.reshape(soft_masks.shape[0], soft_masks.shape[1], *patch_grid)
+    return F.interpolate(grid.float(), size=size, mode="bilinear", align_corners=False).argmax(dim=1)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else as given (checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' requested but CUDA is not available; use --device cpu")
+    return resolved
+
+
+@dataclass
+class InferenceResult:
+    """What :func:`infer_video` wrote: the folder, the files, the frame count and the run time (s)."""
+
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    num_frames: int = 0
+    seconds: float = 0.0
+
+
+def _grid_indices(num_frames: int | None, count: int, window: int) -> set[int]:
+    """Frames shown in the mask grid: evenly spaced when the length is known, else one per window."""
+    if num_frames:
+        return {int(round(i)) for i in np.linspace(0, num_frames - 1, min(count, num_frames))}
+    return {i * window for i in range(count)}
+
+
+def infer_video(
+    model: nn.Module,
+    source: VideoSource,
+    out_dir: str | Path,
+    window: int = 8,
+    device: str | torch.device = "cpu",
+    alpha: float = 0.5,
+    grid_frames: int = 4,
+    gif_frames: int = 48,
+    write_mp4: bool = True,
+    progress: bool = True,
+) -> InferenceResult:
+    """Runs ``model`` over ``source`` in windows and writes the outputs to ``out_dir``.
+
+    Files: ``masks.npz`` (``slot_ids`` uint8 ``(T, H, W)`` at the input resolution, ``soft_masks`` float32
+    ``(T, K, h, w)`` at patch resolution, ``fps``), ``slots.npy`` float32 ``(T, K, D)``, ``overlay.mp4``
+    (unless ``write_mp4`` is false) and ``overlay.gif`` (first ``gif_frames`` frames) with one colour per slot,
+    and ``mask_grid.png`` (frame, overlay and per-slot masks for ``grid_frames`` frames).
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if model.num_slots > 255:
+        raise ValueError(f"{model.num_slots} slots do not fit the uint8 slot-id map")
+    palette = slot_palette(model.num_slots)
+    npz = StreamingNpzWriter(out_dir / "masks.npz")
+    overlay = OverlayWriter(out_dir / "overlay.mp4" if write_mp4 else None, out_dir / "overlay.gif", source.fps, gif_frames)
+    chosen = _grid_indices(source.num_frames, grid_frames, window)
+    grid_rows: tuple[list, list, list] = ([], [], [])
+    slots: list[np.ndarray] = []
+    frame_windows: list[np.ndarray] = []
+
+    def model_inputs() -> Iterator[torch.Tensor]:
+        for frames in windows_of(source.frames(), window):
+            frame_windows.append(frames)
+            yield prepare_frames(frames, model.input_size).unsqueeze(0).to(device)
+
+    bar = tqdm(total=source.num_frames, unit="frame", desc=source.name, disable=not progress)
+    start = 0
+    try:
+        for outputs in stream_windows(model, model_inputs()):
+            frames = frame_windows.pop()
+            soft = model.eval_masks(outputs)[0].float()
+            ids = slot_ids_from_soft(soft, model.patch_grid, frames.shape[1:3]).to(torch.uint8).cpu().numpy()
+            soft_np = soft.reshape(*soft.shape[:2], *model.patch_grid).cpu().numpy()
+            npz.append("slot_ids", ids)
+            npz.append("soft_masks", soft_np)
+            slots.append(outputs["slots"][0].float().cpu().numpy())
+            blended = overlay_masks(frames, ids, palette, alpha)
+            for offset, frame in enumerate(blended):
+                overlay.write(frame)
+                if start + offset in chosen:
+                    upsampled = F.interpolate(soft[offset : offset + 1].reshape(1, -1, *model.patch_grid),
+                                              size=frames.shape[1:3], mode="bilinear", align_corners=False)
+                    grid_rows[0].append(frames[offset])
+                    grid_rows[1].append(upsampled[0].clamp(0, 1).cpu().numpy())
+                    grid_rows[2].append(ids[offset])
+            start += len(frames)
+            bar.update(len(frames))
+    finally:
+        bar.close()
+    if start == 0:
+        raise ValueError(f"{source.name}: the input holds no frames")
+    npz.append("fps", np.asarray([source.fps], dtype=np.float32))
+    files = [npz.close()]
+    np.save(out_dir / "slots.npy", np.concatenate(slots))
+    files.append(out_dir / "slots.npy")
+    files += overlay.close()
+    from PIL import Image
+
+    Image.fromarray(mask_grid(*grid_rows, palette)).save(out_dir / "mask_grid.png")
+    files.append(out_dir / "mask_grid.png")
+    return InferenceResult(out_dir, files, start, time.perf_counter() - started)
+
+
+def run_inference(
+    input_path: str | Path,
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    window: int = 8,
+    device: str = "auto",
+    seed: int = 0,
+    key: str | None = None,
+    **options,
+) -> list[InferenceResult]:
+    """Loads ``checkpoint``, reads ``input_path`` (video file, frame folder or shard) and runs :func:`infer_video`.
+
+    A shard with several samples gets one sub-folder per sample key. ``seed`` fixes VideoSAUR's random
+    slot initialisation. ``options`` go to :func:`infer_video`.
+    """
+    sources = open_videos(input_path, key=key)
+    resolved = resolve_device(device)
+    model, _ = load_checkpoint_model(checkpoint, with_backbone=True)
+    if model.backbone is None:
+        raise ValueError(f"{checkpoint} builds a model without backbone; srl-infer needs one to run on video")
+    out_dir = Path(out_dir)
+    results = []
+    for source in sources:
+        torch.manual_seed(seed)
+        target = out_dir / source.name if len(sources) > 1 else out_dir
+        results.append(infer_video(model, source, target, window=window, device=resolved, **options))
+    return results

@@ -1,0 +1,136 @@
+"""Reading a user's video frame by frame: .mp4/.webm (PyAV), a folder of frames (PIL) or a webdataset shard.
+
+Every source yields ``uint8`` RGB frames ``(H, W, 3)`` one at a time, so a long video never has to fit in
+memory (a shard sample is stored as one array, so it is read whole).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+SHARD_SUFFIXES = (".tar",)
+DEFAULT_FPS = 10.0
+
+
+@dataclass
+class VideoSource:
+    """One video to run: a name, its frame count (``None`` when the container does not say) and frames."""
+
+    name: str
+    num_frames: int | None
+    fps: float
+    _open: Callable[[], Iterator[np.ndarray]] = field(repr=False)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yields ``uint8`` ``(H, W, 3)`` RGB frames in order."""
+        return self._open()
+
+
+def _natural_key(path: Path) -> list[object]:
+    """Sort key under which ``frame_2`` comes before ``frame_10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _require_av():
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError("reading .mp4/.webm needs PyAV: pip install 'srl-plugin[video]' (or pip install av)") from error
+    return av
+
+
+def _video_file(path: Path) -> VideoSource:
+    av = _require_av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            num_frames = int(stream.frames) or None
+            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+    except av.FFmpegError as error:
+        raise ValueError(f"cannot read video {path}: {error}. Is it a valid .mp4/.webm file?") from error
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            with av.open(str(path)) as container:
+                for frame in container.decode(video=0):
+                    yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            raise ValueError(f"decoding {path} failed: {error}") from error
+
+    return VideoSource(path.stem, num_frames, fps, frames)
+
+
+def _frame_folder(path: Path) -> VideoSource:
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    if not files:
+        raise ValueError(f"folder {path} holds no frames ({', '.join(IMAGE_SUFFIXES)} files)")
+
+    def frames() -> Iterator[np.ndarray]:
+        size = None
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    frame = np.asarray(image.convert("RGB"))
+            except OSError as error:
+                raise ValueError(f"cannot read frame {file}: {error}") from error
+            if size is not None and frame.shape != size:
+                raise ValueError(f"frame {file} is {frame.shape[1]}x{frame.shape[0]} but earlier frames are {size[1]}x{size[0]}")
+            size = frame.shape
+            yield frame
+
+    return VideoSource(path.name, len(files), DEFAULT_FPS, frames)
+
+
+def _shard_videos(path: Path, key: str | None) -> list[VideoSource]:
+    """One source per sample of a webdataset shard holding ``video.npy`` ``(T, H, W, 3)`` uint8 (MOVi / YT-VIS)."""
+    import webdataset as wds
+
+    sources = []
+    try:
+        for sample in wds.WebDataset(str(path), shardshuffle=False).decode():
+            if key is not None and sample["__key__"] != key:
+                continue
+            if "video.npy" not in sample:
+                raise ValueError(f"sample '{sample['__key__']}' of {path} has no video.npy (keys: {sorted(sample)})")
+            video = np.asarray(sample["video.npy"])
+            if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+                raise ValueError(f"video.npy of '{sample['__key__']}' must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
+            sources.append(VideoSource(str(sample["__key__"]), len(video), DEFAULT_FPS, lambda v=video: iter(v)))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read webdataset shard {path}: {error}") from error
+    if not sources:
+        raise ValueError(f"shard {path} has no sample" + (f" with key '{key}'" if key else ""))
+    return sources
+
+
+def open_videos(path: str | Path, key: str | None = None) -> list[VideoSource]:
+    """The videos in ``path``: one for a video file or frame folder, one per sample (or just ``key``) for a shard.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unsupported suffix, unreadable file, empty folder or shard.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input {path} does not exist")
+    if path.is_dir():
+        return [_frame_folder(path)]
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return [_video_file(path)]
+    if suffix in SHARD_SUFFIXES:
+        return _shard_videos(path, key)
+    raise ValueError(
+        f"unsupported input {path}: give a video ({', '.join(VIDEO_SUFFIXES)}), a folder of frames or a "
+        "webdataset shard (.tar)"
+    )

@@ -1,0 +1,170 @@
+"""srl-import-checkpoint: official checkpoints -> srl-plugin checkpoints that srl-eval / srl-infer load."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from srl_plugin.cache.config import compose_experiment
+from srl_plugin.inference import import_official_checkpoint, load_checkpoint_model, read_checkpoint
+from srl_plugin.inference.cli_import import main
+from srl_plugin.interop import model_from_official_state_dict, official_state_dict_from_model
+from srl_plugin.interop.videosaur import official_videosaur_state_dict_from_model
+from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, VideoSAURModel
+
+OUTPUTS = ("features", "slots", "grouping_masks", "redundancy_attn", "decoder_masks", "reconstruction")
+RTOL = 1e-5  # as tests/test_interop.py: the reference was stored in float32
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir):
+    return torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def official_ckpt(reference, tmp_path_factory):
+    path = tmp_path_factory.mktemp("official") / "srl_movi_c.ckpt"
+    torch.save({"state_dict": reference["state_dict"], "global_step": 100000, "epoch": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def converted(official_ckpt, tmp_path_factory):
+    return import_official_checkpoint(official_ckpt, tmp_path_factory.mktemp("ours") / "srl.ckpt", preset="movi_c")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_converted_checkpoint_reproduces_reference_outputs(converted, reference, dtype) -> None:
+    model, config = load_checkpoint_model(converted, with_backbone=False)
+    assert isinstance(model, SRLModel) and config.method == "srl"
+    model = model.to(dtype)
+    with torch.no_grad():
+        outputs = model.forward_features(reference["backbone_features"].to(dtype))
+    for name in OUTPUTS:
+        expected = reference[name].to(dtype)
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(outputs[name], expected, rtol=RTOL, atol=RTOL * scale, msg=lambda m: f"{name}: {m}")
+
+
+def test_converted_model_is_identical_to_the_direct_official_import(converted, reference) -> None:
+    ours, _ = load_checkpoint_model(converted, with_backbone=False)
+    direct = model_from_official_state_dict(reference["state_dict"], preset="movi_c").eval()
+    for key, value in direct.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    with torch.no_grad():
+        a, b = ours.forward_features(reference["backbone_features"]), direct.forward_features(reference["backbone_features"])
+    for name in OUTPUTS:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_checkpoint_follows_the_training_checkpoint_contract(converted, reference) -> None:
+    checkpoint = read_checkpoint(converted)
+    assert set(checkpoint) == {"state_dict", "hyper_parameters", "global_step", "pytorch-lightning_version"}
+    assert checkpoint["global_step"] == 100000
+    keys = set(checkpoint["state_dict"])
+    assert all(key.startswith("model.") for key in keys)
+    assert not any(key.startswith("model.backbone.") for key in keys)
+    assert len(keys) == len(reference["state_dict"])
+    config = checkpoint["hyper_parameters"]["config"]
+    composed = OmegaConf.to_container(compose_experiment("srl/movi_c"), resolve=True)
+    architecture = {"num_patches": 16, "input_size": 56, "mlp_hidden_dim": 768}
+    assert {key: config["model"][key] for key in architecture} == architecture
+    assert config["model"]["backbone"]["input_size"] == 56 and config["data"]["input_size"] == 56
+    for key, value in composed["model"].items():
+        if key not in architecture and key != "backbone":
+            assert config["model"][key] == value, key
+    for section in ("method", "dataset", "optimizer", "trainer"):
+        assert config[section] == composed[section]
+
+
+def test_slotcontrast_is_detected_and_a_wrong_method_lists_missing_keys(reference, tmp_path, capsys) -> None:
+    state = {k: v for k, v in reference["state_dict"].items() if not k.startswith(("projector.", "projector2."))}
+    source = tmp_path / "slotcontrast.ckpt"
+    torch.save({"state_dict": state}, source)
+    assert main([str(source), str(tmp_path / "sc.ckpt")]) == 0
+    model, config = load_checkpoint_model(tmp_path / "sc.ckpt", with_backbone=False)
+    assert isinstance(model, SlotContrastModel) and config.method == "slotcontrast"
+    assert main([str(source), str(tmp_path / "bad.ckpt"), "--method", "srl"]) == 1
+    error = capsys.readouterr().err
+    assert "projector.projector.weight" in error and "projector2.projector.weight" in error
+    assert not (tmp_path / "bad.ckpt").exists()
+
+
+def test_unknown_and_missing_keys_are_listed(reference, tmp_path, capsys) -> None:
+    state = dict(reference["state_dict"])
+    state["processor.module.extra.weight"] = torch.zeros(1)
+    del state["processor.module.corrector.to_q.weight"]
+    torch.save({"state_dict": state}, tmp_path / "broken.ckpt")
+    assert main([str(tmp_path / "broken.ckpt"), str(tmp_path / "out.ckpt")]) == 1
+    error = capsys.readouterr().err
+    assert "processor.module.extra.weight" in error and "processor.module.corrector.to_q.weight" in error
+
+
+def test_mismatched_preset_is_refused(official_ckpt, tmp_path, capsys) -> None:
+    assert main([str(official_ckpt), str(tmp_path / "out.ckpt"), "--preset", "movi_e"]) == 1
+    error = capsys.readouterr().err
+    assert "does not match preset 'movi_e'" in error and "num_slots: checkpoint 11, preset 15" in error
+
+
+def test_bad_sources_give_clear_errors(converted, tmp_path, capsys) -> None:
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    torch.save({"weights": {}}, tmp_path / "nolightning.ckpt")
+    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "o.ckpt")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main([str(tmp_path / "junk.ckpt"), str(tmp_path / "o.ckpt")]) == 1
+    assert "could not be read" in capsys.readouterr().err
+    assert main([str(tmp_path / "nolightning.ckpt"), str(tmp_path / "o.ckpt")]) == 1
+    assert "no 'state_dict'" in capsys.readouterr().err
+    assert main([str(converted), str(tmp_path / "o.ckpt")]) == 1
+    assert "already an srl-plugin checkpoint" in capsys.readouterr().err
+
+
+def _tiny_vit(model_name: str, input_size: int, embed_dim: int, return_keys: bool = False) -> FrozenViTBackbone:
+    return FrozenViTBackbone(
+        model_name, input_size, pretrained=False, allow_random_init=True, return_keys=return_keys,
+        model_kwargs={"img_size": 2 * input_size, "depth": 1, "embed_dim": embed_dim, "num_heads": embed_dim // 64},
+    )
+
+
+def test_backbone_weights_travel_into_the_checkpoint(tmp_path) -> None:
+    torch.manual_seed(0)
+    vit = _tiny_vit("vit_small_patch14_dinov2.lvd142m", 28, 384)
+    original = SRLModel(backbone=vit, feature_dim=384, num_slots=11, slot_dim=64, num_patches=4, decoder_hidden_dims=(32,)).eval()
+    torch.save({"state_dict": official_state_dict_from_model(original)}, tmp_path / "official.ckpt")
+    import_official_checkpoint(tmp_path / "official.ckpt", tmp_path / "ours.ckpt", preset="movi_c")
+    checkpoint = read_checkpoint(tmp_path / "ours.ckpt")
+    assert "model.backbone.model.blocks.0.attn.qkv.weight" in checkpoint["state_dict"]
+    backbone_config = checkpoint["hyper_parameters"]["config"]["model"]["backbone"]
+    assert backbone_config["model_kwargs"] == {"img_size": 56, "depth": 1, "embed_dim": 384, "num_heads": 6}
+    model, _ = load_checkpoint_model(tmp_path / "ours.ckpt")
+    video = torch.randn(1, 3, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model(video)["decoder_masks"], original(video)["decoder_masks"], rtol=0, atol=0)
+
+
+def test_videosaur_checkpoint_round_trips_through_the_official_layout(tmp_path) -> None:
+    torch.manual_seed(0)
+    vit = _tiny_vit("vit_base_patch8_224.dino", 16, 768, return_keys=True)
+    original = VideoSAURModel(
+        backbone=vit, feature_dim=768, num_slots=11, slot_dim=128, num_patches=4, renderer_dims=(32, 32, 32, 32),
+    ).eval()
+    official = official_videosaur_state_dict_from_model(original)
+    assert official["initializer.mean"].shape == (1, 1, 128) and official["decoder.module.pos_emb"].shape == (1, 4, 128)
+    assert official["decoder.module.allocator.blocks.1.self_attn.qkv.weight"].shape == (3 * 128, 128)
+    for key in ("decoder.module.norm_q.weight", "decoder.module.norm_k.weight", "decoder.module.norm_memory.weight",
+                "decoder.module.renderer.layers.6.weight", "decoder.module.output_transform.bias",
+                "processor.module.corrector.norm_features.weight", "processor.module.predictor.blocks.0.linear1.weight"):
+        assert key in official, key
+    torch.save({"state_dict": official}, tmp_path / "videosaur.ckpt")
+    assert main([str(tmp_path / "videosaur.ckpt"), str(tmp_path / "ours.ckpt"), "--preset", "movi_c"]) == 0
+    model, config = load_checkpoint_model(tmp_path / "ours.ckpt")
+    assert isinstance(model, VideoSAURModel) and config.method == "videosaur"
+    assert config.model.similarity_temperature == 0.075 and config.model.backbone.return_keys
+    video = torch.randn(1, 3, 3, 16, 16)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        ours = model(video)
+        torch.manual_seed(1)
+        theirs = original(video)
+    for name in ("slots", "decoder_masks", "reconstruction"):
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0)
