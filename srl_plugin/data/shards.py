@@ -139,7 +139,8 @@ def iter_raw_samples(path: str) -> Iterator[dict[str, object]]:
     """Group the members of one tar into samples `{"__key__", "__url__", "<name>": array}`.
 
     Only `video` and `segmentations` (`.npy` or `.npy.gz`) are decoded. Raises `CorruptShardError` when the
-    tar cannot be read to its end-of-archive marker and `BadSampleError` when a member cannot be decoded.
+    tar cannot be read to its end-of-archive marker; a member that cannot be decoded is reported in the
+    sample's `__error__` entry (raised by `validate_sample`), so that the rest of the shard stays readable.
     """
     current: dict[str, object] | None = None
     last_key = None
@@ -161,10 +162,7 @@ def iter_raw_samples(path: str) -> Iterator[dict[str, object]]:
                     try:
                         current[name] = _decode_array(data, extension)
                     except (ValueError, OSError, EOFError) as error:
-                        raise BadSampleError(
-                            f"shard {path}, sample {key!r}: cannot decode {member.name} ({error}); the shard is "
-                            "corrupted, regenerate or re-download it"
-                        ) from error
+                        current["__error__"] = f"cannot decode {member.name} ({error}); the shard is corrupted"
             _check_end_of_archive(handle, tar.offset, path, last_key)
     except (tarfile.TarError, EOFError, OSError) as error:
         where = f"after sample {last_key!r}" if last_key is not None else "before the first sample"
@@ -191,6 +189,8 @@ def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
                     require_segmentations: bool = False) -> None:
     """Check keys, dtypes and shapes (module docstring); raise `BadSampleError` naming shard and sample."""
     where = f"shard {sample.get('__url__')}, sample {sample.get('__key__')!r}"
+    if "__error__" in sample:
+        raise BadSampleError(f"{where}: {sample['__error__']}; regenerate or re-download the shard")
     if "video" not in sample:
         present = sorted(k for k in sample if not k.startswith("__"))
         raise BadSampleError(f"{where}: missing key 'video' (decoded keys: {present}); expected video.npy uint8 (T, H, W, 3)")

@@ -1,0 +1,325 @@
+"""`VideoDataModule`: webdataset video shards -> the batches of docs/ARCHITECTURE.md ("Batches").
+
+Training (METHODS.md §1.2): shards resampled with replacement (an infinite stream), one random chunk-aligned
+clip of `chunk_size` frames per video, resized (MOVi) or short-side resized and randomly cropped (YT-VIS),
+ImageNet-normalised, flipped as a whole with probability `h_flip_prob`, a shuffle buffer, batches formed in
+each worker: `{"video": float32 (B, chunk_size, 3, S, S)}`.
+
+Validation (§1.3): whole videos in shard order, `{"video": (B, T, 3, S, S), "masks": float32 one-hot
+(B, T, C, Hm, Wm), "__key__": list[str]}`. Finite and deterministic. Shards are split between DDP ranks
+(round robin, decided in the main process from the trainer / torch.distributed, so spawned workers cannot
+get it wrong) and then between DataLoader workers (`webdataset.split_by_worker`): every video is seen by
+exactly one rank and worker. Ranks may get different numbers of batches (no padding); metrics must be
+synchronised at `compute` (torchmetrics does), not per step. `val_size` keeps the first `val_size` videos in
+shard order, whatever the number of ranks and workers.
+
+Bad input raises a `DataError` naming the shard and the sample (see `shards.py`). With
+`skip_bad_samples=True` bad samples (and the unreadable rest of a corrupted shard) are skipped, each skip is
+logged as a warning with a running count, and a summary is logged at the end of every validation pass;
+`bad_samples[split]` holds the counts of the main process (all of them when `num_workers=0`).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import sys
+import tarfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import lightning as L
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, get_worker_info
+
+from srl_plugin.cache.speed import loader_kwargs
+from srl_plugin.data.shards import (
+    DATA_ROOT_ENV,
+    BadSampleError,
+    CorruptShardError,
+    DataError,
+    check_dataset_type,
+    expand_shards,
+    iter_raw_samples,
+    resolve_root,
+    validate_sample,
+)
+from srl_plugin.data.synthetic import ensure_synthetic_dataset
+from srl_plugin.data.transforms import prepare_masks, prepare_train_clip, prepare_video
+
+log = logging.getLogger(__name__)
+
+
+class BadSampleLog:
+    """Counts skipped samples / shards of one split (per process) and logs them."""
+
+    def __init__(self, split: str) -> None:
+        self.split = split
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def record(self, error: DataError) -> None:
+        self.counts[type(error).__name__] += 1
+        log.warning("skipping bad %s input (%d skipped so far in this process): %s", self.split, self.total, error)
+
+    def summary(self) -> None:
+        if self.total:
+            log.warning("%s pass finished with %d bad input(s) skipped: %s", self.split, self.total, dict(self.counts))
+
+
+def _worker_id() -> int:
+    info = get_worker_info()
+    return 0 if info is None else info.id
+
+
+def _worker_seed(rank: int) -> int:
+    """Seed of this rank's current DataLoader worker (rank passed explicitly, see the module docstring)."""
+    return rank * 1000 + _worker_id()
+
+
+class _SampleStream:
+    """Pipeline stage: shard urls -> transformed samples, with the bad-input policy.
+
+    `transform(sample, rng)` turns a validated raw sample into the output dict; its `ValueError`s become
+    `BadSampleError`s naming the shard and the sample. `limits` caps the number of videos read per shard.
+    """
+
+    def __init__(self, transform: Callable[[dict[str, Any], random.Random], dict[str, Any]], dataset_type: str,
+                 require_segmentations: bool, skip_bad_samples: bool, bad_samples: BadSampleLog, seed: int,
+                 rank: int, limits: Mapping[str, int] | None = None) -> None:
+        self.transform = transform
+        self.dataset_type = dataset_type
+        self.require_segmentations = require_segmentations
+        self.skip_bad_samples = skip_bad_samples
+        self.bad_samples = bad_samples
+        self.seed = seed
+        self.rank = rank
+        self.limits = limits
+        self.epoch = -1
+
+    def _handle(self, error: DataError) -> None:
+        if not self.skip_bad_samples:
+            raise error
+        self.bad_samples.record(error)
+
+    def _samples(self, url: str, rng: random.Random) -> Iterator[dict[str, Any]]:
+        limit = sys.maxsize if self.limits is None else self.limits[url]
+        count = 0
+        try:
+            for sample in iter_raw_samples(url):
+                if count >= limit:
+                    return
+                count += 1
+                try:
+                    validate_sample(sample, self.dataset_type, self.require_segmentations)
+                    try:
+                        item = self.transform(sample, rng)
+                    except ValueError as error:
+                        raise BadSampleError(f"shard {url}, sample {sample['__key__']!r}: {error}") from error
+                except BadSampleError as error:
+                    self._handle(error)
+                    continue
+                yield item
+        except CorruptShardError as error:
+            self._handle(error)
+
+    def __call__(self, shards: Iterable[Mapping[str, str]]) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        rng = random.Random(wds.utils.make_seed(self.seed, _worker_seed(self.rank), self.epoch))
+        for shard in shards:
+            yield from self._samples(shard["url"], rng)
+        self.bad_samples.summary()
+
+
+class _Shuffle:
+    """Pipeline stage: shuffle buffer with a per-worker, per-epoch reproducible generator."""
+
+    def __init__(self, buffer: int, seed: int, rank: int) -> None:
+        self.buffer, self.seed, self.rank, self.epoch = buffer, seed, rank, -1
+
+    def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        rng = random.Random(wds.utils.make_seed(self.seed + 1, _worker_seed(self.rank), self.epoch))
+        yield from wds.filters.shuffle(self.buffer, initial=self.buffer, rng=rng)(iter(samples))
+
+
+def collate_train(clips: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """`{"video": (B, T, 3, S, S)}`."""
+    return {"video": torch.stack([clip["video"] for clip in clips])}
+
+
+def collate_val(videos: list[dict[str, Any]]) -> dict[str, Any]:
+    """`{"video": (B, T, 3, S, S), "masks": (B, T, C, Hm, Wm), "__key__": [...]}`; equal lengths required."""
+    lengths = {video["video"].shape[0] for video in videos}
+    if len(lengths) > 1:
+        keys = [video["__key__"] for video in videos]
+        raise DataError(
+            f"validation videos {keys} have different lengths {sorted(lengths)} and cannot share a batch; "
+            "set val_batch_size=1 (YT-VIS videos vary in length)"
+        )
+    return {
+        "video": torch.stack([video["video"] for video in videos]),
+        "masks": torch.stack([video["masks"] for video in videos]),
+        "__key__": [video["__key__"] for video in videos],
+    }
+
+
+def train_item(sample: dict[str, Any], rng: random.Random, *, chunk_size: int, input_size: int,
+               h_flip_prob: float, dataset_type: str) -> dict[str, Any]:
+    """Training transform of one validated sample: `{"video": (chunk_size, 3, S, S)}`."""
+    return {"video": prepare_train_clip(sample["video"], chunk_size, input_size, h_flip_prob, rng, dataset_type)}
+
+
+def val_item(sample: dict[str, Any], rng: random.Random, *, input_size: int, mask_size: int, num_classes: int,
+             dataset_type: str) -> dict[str, Any]:
+    """Validation transform of one validated sample: whole video, one-hot masks and key (`rng` unused)."""
+    return {
+        "__key__": sample["__key__"],
+        "video": prepare_video(sample["video"], input_size, dataset_type),
+        "masks": prepare_masks(sample["segmentations"], num_classes, mask_size, dataset_type),
+    }
+
+
+def count_shard_samples(path: str) -> int:
+    """Number of samples (distinct keys) in a tar, from the member headers only."""
+    keys = set()
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    directory, _, filename = member.name.rpartition("/")
+                    keys.add((directory, filename.partition(".")[0]))
+    except (tarfile.TarError, OSError) as error:
+        raise CorruptShardError(f"shard {path} is corrupted or truncated ({error}); regenerate or re-download it") from error
+    return len(keys)
+
+
+def first_videos_limits(paths: list[str], val_size: int | None) -> dict[str, int]:
+    """Per-shard video caps that keep the first `val_size` videos in shard order (all when None)."""
+    if val_size is None:
+        return {path: sys.maxsize for path in paths}
+    limits, remaining = {}, val_size
+    for path in paths:
+        limits[path] = min(remaining, count_shard_samples(path))
+        remaining -= limits[path]
+    return limits
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Video batches from webdataset shards (module docstring; METHODS.md §1.1-1.3).
+
+    train_shards / val_shards: brace patterns relative to `root` (else $SRL_DATA_ROOT), or absolute.
+    dataset_type: "movi" or "ytvis". mask_size: metric resolution (default: input_size).
+    num_classes: mask channels (MOVi-C 11, MOVi-E 24, YT-VIS 25).
+    synthetic: keyword arguments of `ensure_synthetic_dataset` (preset, train_videos, val_videos, seed, ...);
+        `prepare_data` then generates that dataset under the root unless it is already there.
+    val_size: evaluate only the first `val_size` validation videos in shard order.
+    """
+
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str,
+        root: str | None = None,
+        dataset_type: str = "movi",
+        input_size: int = 336,
+        mask_size: int | None = None,
+        num_classes: int = 11,
+        chunk_size: int = 4,
+        batch_size: int = 64,
+        val_batch_size: int = 16,
+        num_workers: int = 2,
+        shuffle_buffer: int = 512,
+        h_flip_prob: float = 0.5,
+        val_size: int | None = None,
+        skip_bad_samples: bool = False,
+        seed: int = 0,
+        synthetic: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.train_shards = train_shards
+        self.val_shards = val_shards
+        self.root = root
+        self.dataset_type = check_dataset_type(dataset_type)
+        self.input_size = input_size
+        self.mask_size = input_size if mask_size is None else mask_size
+        self.num_classes = num_classes
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.shuffle_buffer = shuffle_buffer
+        self.h_flip_prob = h_flip_prob
+        self.val_size = val_size
+        self.skip_bad_samples = skip_bad_samples
+        self.seed = seed
+        self.synthetic = None if synthetic is None else dict(synthetic)
+        self.bad_samples = {"train": BadSampleLog("train"), "validation": BadSampleLog("validation")}
+
+    def data_root(self) -> Path | None:
+        """`root`, else $SRL_DATA_ROOT, else None."""
+        return resolve_root(self.root)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset under the data root when `synthetic` is set (rank 0 only)."""
+        if self.synthetic is None:
+            return
+        root = self.data_root()
+        if root is None:
+            raise DataError(f"synthetic data needs a folder: set the data module's root or ${DATA_ROOT_ENV}")
+        ensure_synthetic_dataset(root, **self.synthetic)
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _loader(self, pipeline: wds.DataPipeline) -> DataLoader:
+        return DataLoader(pipeline, batch_size=None, **loader_kwargs(self.num_workers))
+
+    def _train_transform(self) -> Callable[[dict[str, Any], random.Random], dict[str, Any]]:
+        return functools.partial(train_item, chunk_size=self.chunk_size, input_size=self.input_size,
+                                 h_flip_prob=self.h_flip_prob, dataset_type=self.dataset_type)
+
+    def _val_transform(self) -> Callable[[dict[str, Any], random.Random], dict[str, Any]]:
+        return functools.partial(val_item, input_size=self.input_size, mask_size=self.mask_size,
+                                 num_classes=self.num_classes, dataset_type=self.dataset_type)
+
+    def train_dataloader(self) -> DataLoader:
+        """Infinite stream of training batches `{"video": (B, chunk_size, 3, S, S)}`."""
+        paths = expand_shards(self.train_shards, self.root)
+        rank, _ = self._rank_world()
+        pipeline = wds.DataPipeline(
+            wds.ResampledShards(paths, seed=self.seed, worker_seed=functools.partial(_worker_seed, rank),
+                                deterministic=True),
+            _SampleStream(self._train_transform(), self.dataset_type, False, self.skip_bad_samples,
+                          self.bad_samples["train"], self.seed, rank),
+            _Shuffle(self.shuffle_buffer, self.seed, rank),
+            wds.batched(self.batch_size, collation_fn=collate_train, partial=False),
+        )
+        return self._loader(pipeline)
+
+    def val_dataloader(self) -> DataLoader:
+        """Finite, deterministic validation batches (this rank's share of the videos)."""
+        paths = expand_shards(self.val_shards, self.root)
+        limits = first_videos_limits(paths, self.val_size)
+        rank, world = self._rank_world()
+        mine = [path for path in paths if limits[path] > 0][rank::world]
+        pipeline = wds.DataPipeline(
+            wds.SimpleShardList(mine),
+            wds.split_by_worker,
+            _SampleStream(self._val_transform(), self.dataset_type, True, self.skip_bad_samples,
+                          self.bad_samples["validation"], self.seed, rank, limits),
+            wds.batched(self.val_batch_size, collation_fn=collate_val, partial=True),
+        )
+        return self._loader(pipeline)
+
+
