@@ -203,3 +203,20 @@ def test_matches_official_on_cuda(ref, name) -> None:
     value = _computed(cuda_ref, name, torch.float64)
     assert value.device.type == "cuda"
     torch.testing.assert_close(value.cpu(), ref[name], rtol=1e-6, atol=0 if value.dim() == 0 else 1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES[:-2] + ["timesim_loss"])
+def test_half_precision_autocast_reduces_in_float32(ref, name) -> None:
+    """Under mixed precision the matmuls may run in half precision; the reductions stay in float32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = _computed(ref, name, torch.float32)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, ref[name].float(), rtol=5e-3, atol=0)
+
+
+def test_redundancy_loss_is_finite_in_float16() -> None:
+    attn = torch.zeros(1, 2, 3, 4, dtype=torch.float16)
+    attn[..., 0] = 1.0  # exact zeros: log(0 + 1e-8) would be -inf in float16
+    loss = slot_redundancy_loss(attn, torch.randn(1, 2, 3, 5), 1)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, torch.tensor(math.log(4)), rtol=1e-5, atol=0)

@@ -45,3 +45,11 @@ def check_group_frames(num_frames: int, group_frames: int, name: str) -> None:
             f"{name} has T={num_frames} frames, which is not divisible by group_frames={group_frames}; "
             "pass clips whose length is a multiple of group_frames (METHODS.md §6.3 item 17)"
         )
+
+
+def at_least_float32(value: torch.Tensor) -> torch.Tensor:
+    """``value`` in float32 when it is half precision (e.g. a matmul under fp16 autocast), else unchanged.
+
+    The losses reduce their logits in at least float32, as the official code does under autocast.
+    """
+    return value.to(torch.promote_types(value.dtype, torch.float32))

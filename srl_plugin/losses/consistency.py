@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_group_frames, check_positive, check_same_leading, check_tensor
+from srl_plugin.losses._checks import (
+    at_least_float32,
+    check_group_frames,
+    check_positive,
+    check_same_leading,
+    check_tensor,
+)
 
 
 def _group_tokens(tokens: torch.Tensor, group_frames: int) -> torch.Tensor:
@@ -30,16 +36,20 @@ def _same_label_sums(labels: torch.Tensor, values: torch.Tensor, num_labels: int
     """For every token i, the sum of ``values_j`` over tokens j with ``labels_j == labels_i`` (i included),
     and the number of such tokens.
 
+    The per-label sums run outside autocast, so under fp16 mixed precision they keep ``values``' precision.
+
     Args:
         labels: (G, L) integer labels in ``[0, num_labels)``. values: (G, L, C).
 
     Returns:
         ((G, L, C) sums, (G, L) counts in ``values.dtype``).
     """
-    one_hot = F.one_hot(labels, num_labels).to(values.dtype)  # (G, L, K)
-    per_label = torch.matmul(one_hot.transpose(1, 2), values)  # (G, K, C)
-    counts = one_hot.sum(dim=1)  # (G, K)
-    return torch.matmul(one_hot, per_label), torch.matmul(one_hot, counts.unsqueeze(-1)).squeeze(-1)
+    one_hot = F.one_hot(labels, num_labels)  # (G, L, K)
+    with torch.autocast(device_type=values.device.type, enabled=False):
+        per_label = torch.matmul(one_hot.transpose(1, 2).to(values.dtype), values)  # (G, K, C)
+    sums = per_label.gather(1, labels.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+    counts = one_hot.sum(dim=1).gather(1, labels)
+    return sums, counts.to(values.dtype)
 
 
 def decoder_consistency_loss(
@@ -81,11 +91,12 @@ def decoder_consistency_loss(
     check_positive(temperature, "temperature")
     check_positive(base_temperature, "base_temperature")
 
-    anchors = F.normalize(_group_tokens(decoded, group_frames), dim=-1)  # (G, L, C)
-    candidates = F.normalize(_group_tokens(target, group_frames), dim=-1)
+    anchors = F.normalize(at_least_float32(_group_tokens(decoded, group_frames)), dim=-1)  # (G, L, C)
+    candidates = F.normalize(at_least_float32(_group_tokens(target, group_frames)), dim=-1)
     labels = _group_labels(grouping_masks.detach(), group_frames)
 
-    log_norm = (torch.matmul(anchors, candidates.transpose(-1, -2)) / temperature).logsumexp(dim=-1)  # (G, L)
+    logits = at_least_float32(torch.matmul(anchors, candidates.transpose(-1, -2))) / temperature
+    log_norm = logits.logsumexp(dim=-1)  # (G, L)
     semi_sum, semi_count = _same_label_sums(labels, candidates, grouping_masks.shape[2])
     semi_mean = (anchors * semi_sum).sum(-1) / (temperature * semi_count) - log_norm
     positive = (anchors * candidates).sum(-1) / temperature - log_norm
@@ -141,8 +152,8 @@ def encoder_consistency_loss(
             f"topk must be an int with 1 <= topk * group_frames <= group_frames * N = {group_size}, got topk={topk!r}"
         )
 
-    tokens = F.normalize(_group_tokens(encoded, group_frames), dim=-1)  # (G, L, C)
-    reference = F.normalize(_group_tokens(frozen.detach(), group_frames), dim=-1)
+    tokens = F.normalize(at_least_float32(_group_tokens(encoded, group_frames)), dim=-1)  # (G, L, C)
+    reference = F.normalize(at_least_float32(_group_tokens(frozen.detach(), group_frames)), dim=-1)
     labels = _group_labels(decoder_masks.detach(), group_frames)
     not_self = ~torch.eye(group_size, dtype=torch.bool, device=encoded.device)
 
@@ -151,7 +162,7 @@ def encoder_consistency_loss(
         threshold = similarity.topk(neighbours, dim=-1).values[..., -1:]
         positive = ((similarity >= threshold) & not_self).to(tokens.dtype)
 
-    logits = torch.matmul(tokens, tokens.transpose(-1, -2)) / temperature
+    logits = at_least_float32(torch.matmul(tokens, tokens.transpose(-1, -2))) / temperature
     log_norm = logits.masked_fill(~not_self, float("-inf")).logsumexp(dim=-1)  # (G, L)
 
     positive_count = positive.sum(-1)

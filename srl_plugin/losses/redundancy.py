@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_same_leading, check_tensor
+from srl_plugin.losses._checks import at_least_float32, check_same_leading, check_tensor
 
 
 def _redundant_slots(slots: torch.Tensor, score: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,6 +60,7 @@ def slot_redundancy_loss(attn: torch.Tensor, slots: torch.Tensor, k: int) -> tor
     if attn.shape[2] < 2:
         raise ValueError(f"attn needs at least 2 slots to find redundant pairs, got K={attn.shape[2]}")
     num_patches = attn.shape[-1]
+    attn = at_least_float32(attn)  # 1e-8 underflows in float16
     kl = (attn * (torch.log(attn + 1e-8) + math.log(num_patches))).sum(-1)  # (B, T, K)
     with torch.no_grad():
         chosen = _redundant_slots(slots[:, -1].detach(), kl.detach().mean(dim=1), k)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_positive, check_tensor
+from srl_plugin.losses._checks import at_least_float32, check_positive, check_tensor
 
 
 def _tracks(slots: torch.Tensor, batch_contrast: bool) -> torch.Tensor:
@@ -19,7 +19,7 @@ def _tracks(slots: torch.Tensor, batch_contrast: bool) -> torch.Tensor:
     check_tensor(slots, "slots", "(B, T, K, D)")
     if slots.shape[1] < 2:
         raise ValueError(f"slots must have at least 2 frames (B, T>=2, K, D), got {tuple(slots.shape)}")
-    z = F.normalize(slots, dim=-1)
+    z = F.normalize(at_least_float32(slots), dim=-1)
     if batch_contrast:
         batch, frames, num_slots, dim = z.shape
         z = z.transpose(0, 1).reshape(1, frames, batch * num_slots, dim)
@@ -43,7 +43,7 @@ def slotcontrast_loss(slots: torch.Tensor, temperature: float = 0.1, batch_contr
     """
     check_positive(temperature, "temperature")
     z = _tracks(slots, batch_contrast)
-    logits = torch.matmul(z[:, :-1], z[:, 1:].transpose(-1, -2)) / temperature  # [g, t, i (frame t), j (frame t+1)]
+    logits = at_least_float32(torch.matmul(z[:, :-1], z[:, 1:].transpose(-1, -2))) / temperature  # [g, t, i, j]
     log_prob = logits.log_softmax(dim=-2)
     return -log_prob.diagonal(dim1=-2, dim2=-1).mean()
 
@@ -75,7 +75,7 @@ def srl_slot_contrastive_loss(
     z = _tracks(slots, batch_contrast)
     groups, frames, tracks, dim = z.shape
     nodes = z.reshape(groups, frames * tracks, dim)  # node index = t * S + s
-    logits = torch.matmul(nodes, nodes.transpose(-1, -2)) / temperature
+    logits = at_least_float32(torch.matmul(nodes, nodes.transpose(-1, -2))) / temperature
 
     frame = torch.arange(frames, device=z.device).repeat_interleave(tracks)
     track = torch.arange(tracks, device=z.device).repeat(frames)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_positive, check_tensor
+from srl_plugin.losses._checks import at_least_float32, check_positive, check_tensor
 
 
 def _check_time_shift(time_shift: int, frames: int) -> None:
@@ -34,7 +34,7 @@ def temporal_similarity_target(
     check_positive(temperature, "temperature")
     _check_time_shift(time_shift, keys.shape[1])
     with torch.no_grad():
-        z = F.normalize(keys.detach(), dim=-1)
+        z = F.normalize(at_least_float32(keys.detach()), dim=-1)
         similarity = torch.matmul(z[:, :-time_shift], z[:, time_shift:].transpose(-1, -2))
         excluded = similarity < threshold
         logits = (similarity / temperature).masked_fill(excluded, float("-inf"))
@@ -65,6 +65,6 @@ def temporal_similarity_loss(
             f"pred_logits must be (B, T, N, N) = {(batch, frames, patches, patches)} to match keys "
             f"{tuple(keys.shape)}, got {tuple(pred_logits.shape)}"
         )
-    target = temporal_similarity_target(keys, temperature, threshold, time_shift).to(pred_logits.dtype)
-    log_prob = pred_logits[:, : frames - time_shift].log_softmax(dim=-1)
+    log_prob = at_least_float32(pred_logits[:, : frames - time_shift]).log_softmax(dim=-1)
+    target = temporal_similarity_target(keys, temperature, threshold, time_shift).to(log_prob.dtype)
     return -(target * log_prob).sum(-1).mean()
