@@ -70,8 +70,8 @@ def test_background_only_frames_count_for_ari_but_are_skipped_for_mbo() -> None:
     image_ari.update(pred, true)
     image_mbo.update(pred, true)
     # Frame 0: one object in one slot -> ARI 1; frame 1: no foreground -> ARI 1 (zero denominator), counted.
-    assert image_ari.samples.item() == 2 and image_ari.compute().item() == 1.0
-    assert image_mbo.samples.item() == 1
+    assert image_ari.num_samples == 2 and image_ari.compute().item() == 1.0
+    assert image_mbo.num_samples == 1
     assert image_mbo.compute().item() == pytest.approx(4 / 16)  # IoU of the object with the slot covering the frame
 
 
@@ -96,7 +96,7 @@ def test_without_background_channel_unlabelled_pixels_and_empty_samples_are_igno
     for metric_class, expected_samples in ((VideoARI, 1), (ImageARI, 2), (VideoMBO, 1), (ImageMBO, 2)):
         metric = metric_class(ignore_background=False)
         metric.update(pred, true)
-        assert metric.samples.item() == expected_samples
+        assert metric.num_samples == expected_samples
         assert metric.compute().item() == pytest.approx(1.0)
 
 
@@ -148,3 +148,22 @@ def test_long_video_update_in_chunks() -> None:
     for t in range(24):
         per_frame.update(pred[:, t : t + 1], true[:, t : t + 1])
     torch.testing.assert_close(per_frame.compute(), metric.compute())
+
+
+def test_metric_collection_keeps_metrics_with_equal_first_states_apart() -> None:
+    """Equal states after the first batch must not merge different metrics into one compute group."""
+    from torchmetrics import MetricCollection
+
+    labels = torch.randint(0, 3, (1, 1, 4, 4), generator=torch.Generator().manual_seed(3))
+    collection = MetricCollection({"video": VideoARI(), "image": ImageARI()})
+    collection.update(_one_hot(labels, 3), _one_hot(labels, 3))  # T = 1: identical video and image scores
+    second = torch.randint(0, 3, (1, 2, 4, 4), generator=torch.Generator().manual_seed(4))
+    pred = _one_hot(torch.randint(0, 3, (1, 2, 4, 4), generator=torch.Generator().manual_seed(5)), 3)
+    collection.update(pred, _one_hot(second, 3))
+    video, image = VideoARI(), ImageARI()
+    for metric in (video, image):
+        metric.update(_one_hot(labels, 3), _one_hot(labels, 3))
+        metric.update(pred, _one_hot(second, 3))
+    values = collection.compute()
+    torch.testing.assert_close(values["video"], video.compute())
+    torch.testing.assert_close(values["image"], image.compute())

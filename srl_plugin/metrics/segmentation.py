@@ -1,7 +1,8 @@
 """FG-ARI and mBO as torchmetrics ``Metric``s, per video or per frame (METHODS.md §1.11).
 
 Each metric accumulates ``(sum of per-sample scores, number of samples)`` in float64; both states are
-summed across processes, so the result is the mean over all samples seen by every rank.
+summed across processes, so the result is the mean over all samples seen by every rank. State names are
+unique per class, so a ``MetricCollection`` never merges two of these metrics into one compute group.
 """
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ class _SampleMean(Metric):
     higher_is_better = True
     full_state_update = False
     per_frame: bool
+    state_prefix: str
 
     def __init__(self, ignore_background: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ignore_background = ignore_background
-        self.add_state("score_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("samples", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self._sum_name = f"{self.state_prefix}_score_sum"
+        self._count_name = f"{self.state_prefix}_samples"
+        self.add_state(self._sum_name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(self._count_name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    @property
+    def num_samples(self) -> int:
+        """Samples (videos or frames) counted so far on this process."""
+        return int(getattr(self, self._count_name).item())
 
     def update(self, pred_masks: torch.Tensor, true_masks: torch.Tensor) -> None:
         """Adds the samples of one batch.
@@ -36,8 +45,9 @@ class _SampleMean(Metric):
         if not self.per_frame:
             stats = {name: value.sum(dim=1, keepdim=True) for name, value in stats.items()}
         scores, valid = self._scores(stats)
-        self.score_sum += scores[valid].sum().to(self.score_sum.device)
-        self.samples += valid.sum().to(self.samples.device, torch.float64)
+        score_sum, count = getattr(self, self._sum_name), getattr(self, self._count_name)
+        setattr(self, self._sum_name, score_sum + scores[valid].sum().to(score_sum.device))
+        setattr(self, self._count_name, count + valid.sum().to(count.device, torch.float64))
 
     def _scores(self, stats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T') per-sample scores and a (B, T') bool mask of the samples that count."""
@@ -45,7 +55,7 @@ class _SampleMean(Metric):
 
     def compute(self) -> torch.Tensor:
         """Mean score over the counted samples (float64; NaN when no sample counted)."""
-        return self.score_sum / self.samples
+        return getattr(self, self._sum_name) / getattr(self, self._count_name)
 
 
 class _ARI(_SampleMean):
@@ -64,6 +74,7 @@ class VideoARI(_ARI):
     ``ignore_background``). Videos without any ground-truth label are skipped."""
 
     per_frame = False
+    state_prefix = "video_ari"
 
 
 class ImageARI(_ARI):
@@ -71,6 +82,7 @@ class ImageARI(_ARI):
     ``ignore_background`` a frame with only background scores 1 and counts (official behaviour)."""
 
     per_frame = True
+    state_prefix = "image_ari"
 
 
 class VideoMBO(_MBO):
@@ -78,6 +90,7 @@ class VideoMBO(_MBO):
     foreground object are skipped."""
 
     per_frame = False
+    state_prefix = "video_mbo"
 
 
 class ImageMBO(_MBO):
@@ -85,3 +98,4 @@ class ImageMBO(_MBO):
     object are skipped."""
 
     per_frame = True
+    state_prefix = "image_mbo"
