@@ -1,0 +1,13 @@
+"""Integration with Amazon's object-centric-learning-framework (OCL); see docs/OCL.md.
+
+- :mod:`srl_plugin.ocl.standalone`: the ``srl_standalone`` resolver and builders that take model and data
+  hyperparameters from the plugin's own experiment configs (``configs/experiment``), so both front doors
+  train the same model.
+- :mod:`srl_plugin.ocl.modules`: routed-compatible ``nn.Module`` adapters (the whole method model, loss terms).
+- :mod:`srl_plugin.ocl.metrics`: FG-ARI / mBO scored from soft decoder masks.
+- :mod:`srl_plugin.ocl.data`: a datamodule wrapper that adds OCL's ``batch_size`` key.
+- :mod:`srl_plugin.ocl.scheduling`: the plugin's LR schedule in the form OCL's ``OptimizationWrapper`` expects.
+- :mod:`srl_plugin.ocl.compat`: runtime fixes for OCL on a current stack.
+
+Nothing here imports OCL at module level; only :mod:`~srl_plugin.ocl.compat` touches it, and only when loaded.
+"""

@@ -1,0 +1,79 @@
+"""The plugin's ``VideoDataModule`` for OCL's training loop and ``ocl_eval``.
+
+OCL's ``CombinedModel`` needs ``batch["batch_size"]``, its trainer is a ``pytorch_lightning.Trainer``
+(a different class hierarchy from ``lightning``), and ``ocl_eval`` calls ``val_dataloader()`` directly,
+without ``setup`` or the datamodule's batch hooks. :class:`OCLVideoDataModule` therefore wraps the
+standalone experiment's datamodule and adds ``batch_size`` inside the loaders it returns. Batches keep the
+plugin's keys (docs/ARCHITECTURE.md "Batches"): route ``input.video``, ``input.masks``,
+``input.backbone_features``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+
+from srl_plugin.ocl.standalone import build_datamodule
+
+_BATCH_TENSORS = ("video", "backbone_features")
+
+
+def add_batch_size(batch: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` with ``batch_size`` = leading size of ``video`` or ``backbone_features``."""
+    for key in _BATCH_TENSORS:
+        if key in batch:
+            return {**batch, "batch_size": int(batch[key].shape[0])}
+    raise KeyError(f"batch has none of {_BATCH_TENSORS} (keys: {sorted(batch)})")
+
+
+class BatchSizeLoader:
+    """Iterates ``loader`` and adds ``batch_size`` to each batch; has a length when ``loader`` has one."""
+
+    def __init__(self, loader: Iterable[dict[str, Any]]) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            yield add_batch_size(batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+
+class OCLVideoDataModule(pl.LightningDataModule):
+    """The ``data`` node of a standalone experiment as a ``pytorch_lightning`` datamodule.
+
+    Args:
+        experiment: standalone experiment, e.g. ``srl/movi_c`` (``configs/experiment/srl/movi_c.yaml``).
+        overrides: Hydra overrides of the standalone config, e.g. ``["data.root=/data/movi_c"]``.
+        eval_batch_size: replaces the validation batch size (set by ``ocl_eval eval_batch_size=...``).
+    """
+
+    def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
+                 eval_batch_size: int | None = None) -> None:
+        super().__init__()
+        replace = {} if eval_batch_size is None else {"val_batch_size": eval_batch_size}
+        self.inner = build_datamodule(experiment, overrides, **replace)
+        self._prepared = False
+
+    def _ensure_prepared(self) -> None:
+        """Runs the wrapped ``prepare_data`` once (e.g. generates synthetic data); ``ocl_eval`` never calls it."""
+        if not self._prepared:
+            self.inner.prepare_data()
+            self._prepared = True
+
+    def prepare_data(self) -> None:
+        self._ensure_prepared()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.inner.trainer = self.trainer
+        self.inner.setup(stage or "fit")
+
+    def train_dataloader(self) -> BatchSizeLoader:
+        self._ensure_prepared()
+        return BatchSizeLoader(self.inner.train_dataloader())
+
+    def val_dataloader(self) -> BatchSizeLoader:
+        self._ensure_prepared()
+        return BatchSizeLoader(self.inner.val_dataloader())

@@ -1,0 +1,94 @@
+"""Routed-compatible adapters: use them in OCL configs as ``routed.srl_plugin.ocl.modules.<Class>``.
+
+:class:`MethodModel` runs one of the plugin's method models (``SRLModel``, ``SlotContrastModel``,
+``VideoSAURModel``) as a single OCL model component and evaluates the model's own losses at OCL's global
+step, so the OCL front door trains exactly what ``srl-train`` trains. :class:`LossTerm` hands one weighted
+loss term to OCL's loss dictionary (OCL sums its losses and logs each under ``train/<name>``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+
+class MethodModel(nn.Module):
+    """Adapter around a method model (docs/ARCHITECTURE.md "Method models").
+
+    Routed parameters of :meth:`forward`: ``video_path`` (e.g. ``input.video``) or ``backbone_features_path``
+    (+ ``backbone_keys_path``) for cached features, and ``global_step_path: model.global_step``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        missing = [name for name in ("forward_features", "compute_losses", "eval_masks", "loss_weights")
+                   if not hasattr(model, name)]
+        if missing:
+            raise TypeError(f"MethodModel needs a method model (e.g. srl_plugin.models.SRLModel); "
+                            f"{type(model).__name__} lacks {missing}")
+        self.model = model
+
+    def forward(
+        self,
+        video: torch.Tensor | None = None,
+        backbone_features: torch.Tensor | None = None,
+        backbone_keys: torch.Tensor | None = None,
+        global_step: int = 0,
+    ) -> dict[str, object]:
+        """Runs the model and evaluates its losses.
+
+        Args:
+            video: (B, T, 3, H, W) normalised frames; used when ``backbone_features`` is not given.
+            backbone_features: (B, T, N, D_f) cached frozen features; backbone_keys: (B, T, N, D_f) or None.
+            global_step: optimizer steps done (selects the active loss windows).
+
+        Returns:
+            The model's outputs (``slots`` (B, T, K, D), ``decoder_masks`` (B, T, K, N), ...) plus
+            ``eval_masks`` (B, T, K, N) (what the metrics score), ``mask_grid`` (B, T, K, h, w) (the same on
+            the patch grid, for visualisation), ``losses`` (unweighted active losses), ``weighted_losses``
+            (name -> weight * loss, summing to the model's total) and ``loss_names`` (every configured loss).
+        """
+        if backbone_features is not None:
+            outputs = self.model.forward_features(backbone_features, backbone_keys)
+        elif video is not None:
+            outputs = self.model(video)
+        else:
+            raise ValueError("MethodModel got neither video nor backbone_features; route one of them, e.g. "
+                             "video_path: input.video")
+        eval_masks = self.model.eval_masks(outputs)
+        losses = self.model.compute_losses(outputs, global_step=int(global_step))
+        losses.pop("total")
+        weights = self.model.loss_weights
+        outputs.update(
+            eval_masks=eval_masks,
+            mask_grid=eval_masks.unflatten(-1, tuple(self.model.patch_grid)),
+            losses=losses,
+            weighted_losses={name: weights[name] * value for name, value in losses.items()},
+            loss_names=tuple(weights),
+        )
+        return outputs
+
+
+class LossTerm(nn.Module):
+    """One weighted loss of a :class:`MethodModel` as an OCL loss (a 0-dim tensor).
+
+    Routed: ``weighted_losses_path: <model>.weighted_losses`` and ``loss_names_path: <model>.loss_names``.
+    A term outside its activity window (or with weight 0) contributes a zero.
+
+    Args:
+        term: the model's loss name, e.g. ``loss_recon``, ``loss_sc`` (SRL), ``loss_ss`` (SlotContrast).
+    """
+
+    def __init__(self, term: str) -> None:
+        super().__init__()
+        self.term = term
+
+    def forward(self, weighted_losses: Mapping[str, torch.Tensor], loss_names: Sequence[str]) -> torch.Tensor:
+        if self.term not in loss_names:
+            raise ValueError(f"LossTerm '{self.term}' is not a loss of the model; its losses are {list(loss_names)}")
+        if self.term in weighted_losses:
+            return weighted_losses[self.term]
+        if not weighted_losses:
+            raise ValueError("the model returned no active loss at this step; check its loss weights and windows")
+        return next(iter(weighted_losses.values())).new_zeros(())

@@ -1,0 +1,124 @@
+"""Hyperparameters for the OCL front door taken from the plugin's own experiment configs.
+
+The OCL experiments (``configs/ocl/experiment/<method>/<dataset>.yaml``) do not repeat model, data or
+optimisation numbers: they name a standalone experiment (``configs/experiment/<method>/<dataset>.yaml``
+composed with ``configs/train.yaml``, exactly as ``srl-train experiment=<method>/<dataset>`` composes it) plus
+optional Hydra overrides, and read values from it:
+
+- ``${srl_standalone:<dotted.key>}``: an OmegaConf resolver returning one resolved value (a scalar or a plain
+  container) of the experiment named by the OCL config's ``experiment.srl.name`` with the overrides in
+  ``experiment.srl.overrides``, e.g. ``${srl_standalone:optimizer.lr}``;
+- :func:`build_model` / :func:`build_datamodule`: Hydra ``_target_``s instantiating the experiment's
+  ``model`` / ``data`` node.
+
+OCL's Hydra app is already running when these are evaluated, so composition happens with Hydra's global state
+set aside and restored afterwards.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+RESOLVER_NAME = "srl_standalone"
+_MISSING = object()
+
+
+@contextmanager
+def _outside_running_hydra_app() -> Iterator[None]:
+    """Sets the running app's ``GlobalHydra`` aside so that ``hydra.initialize_config_dir`` can be used."""
+    global_hydra = GlobalHydra.instance()
+    running = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
+    try:
+        yield
+    finally:
+        global_hydra.clear()
+        if running is not None:
+            global_hydra.initialize(running)
+
+
+def _as_overrides(overrides: Sequence[str] | ListConfig | None) -> tuple[str, ...]:
+    if overrides is None:
+        return ()
+    if isinstance(overrides, str) or not all(isinstance(item, str) for item in overrides):
+        raise ValueError(
+            f"standalone overrides must be a list of Hydra override strings such as "
+            f"['model.num_slots=7'], got {overrides!r}"
+        )
+    return tuple(overrides)
+
+
+@functools.lru_cache(maxsize=32)
+def _compose(experiment: str, overrides: tuple[str, ...]) -> DictConfig:
+    from srl_plugin.cache.config import compose_experiment
+
+    with _outside_running_hydra_app():
+        config = compose_experiment(experiment, overrides)
+    OmegaConf.set_readonly(config, True)
+    return config
+
+
+def standalone_config(experiment: str, overrides: Sequence[str] | ListConfig | None = None) -> DictConfig:
+    """``train.yaml`` + ``experiment/<experiment>.yaml`` + overrides, composed by Hydra (read-only, cached)."""
+    return _compose(experiment, _as_overrides(overrides))
+
+
+def standalone_value(experiment: str, key: str, overrides: Sequence[str] | ListConfig | None = None) -> Any:
+    """The resolved value at dotted ``key`` of :func:`standalone_config` (plain containers for nodes)."""
+    config = standalone_config(experiment, overrides)
+    if OmegaConf.select(config, key, default=_MISSING) is _MISSING:
+        raise KeyError(f"standalone experiment '{experiment}' has no key '{key}' (configs/experiment/{experiment}.yaml)")
+    value = OmegaConf.select(config, key, throw_on_missing=True)
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+
+def _resolve(key: str, *, _root_: DictConfig) -> Any:
+    selected = OmegaConf.select(_root_, "experiment.srl")
+    if selected is None or OmegaConf.select(selected, "name") is None:
+        raise KeyError(
+            f"${{{RESOLVER_NAME}:{key}}} needs experiment.srl.name (the standalone experiment, e.g. srl/movi_c) in "
+            "the OCL config; list /experiment/_srl_plugin_base in the experiment's defaults"
+        )
+    return standalone_value(selected.name, key, OmegaConf.select(selected, "overrides"))
+
+
+def register_resolver() -> None:
+    """Registers ``${srl_standalone:<key>}`` (idempotent)."""
+    if not OmegaConf.has_resolver(RESOLVER_NAME):
+        OmegaConf.register_new_resolver(RESOLVER_NAME, _resolve)
+
+
+def _absolute_data_root(root: Any) -> Any:
+    """A relative ``data.root`` taken relative to the directory ``ocl_train`` was started from.
+
+    OCL's Hydra app changes into the run directory, so relative roots would otherwise point inside it.
+    """
+    if not isinstance(root, str) or os.path.isabs(root):
+        return root
+    base = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
+    return os.path.normpath(os.path.join(base, root))
+
+
+def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
+    """The method model of the standalone experiment (its ``model`` node instantiated)."""
+    return instantiate(standalone_value(experiment, "model", overrides))
+
+
+def build_datamodule(experiment: str, overrides: Sequence[str] | None = None, **replace: Any) -> Any:
+    """The standalone experiment's ``VideoDataModule`` (its ``data`` node), with ``replace`` keys set on top.
+
+    A relative ``root`` is made absolute against the directory the OCL command was started from.
+    """
+    data = standalone_value(experiment, "data", overrides)
+    data.update(replace)
+    data["root"] = _absolute_data_root(data.get("root"))
+    return instantiate(data)
