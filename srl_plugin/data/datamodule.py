@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import lightning as L
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from srl_plugin.cache.speed import loader_kwargs
 from srl_plugin.data.shards import (
@@ -134,6 +134,17 @@ class _SampleStream:
         for shard in shards:
             yield from self._samples(shard["url"], rng)
         self.bad_samples.summary()
+
+
+class _ShardList(IterableDataset):
+    """Fixed list of shard urls as `{"url": ...}` (may be empty: a rank with no shard yields nothing)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.urls = list(urls)
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        return iter([{"url": url} for url in self.urls])
 
 
 class _Shuffle:
@@ -314,7 +325,7 @@ class VideoDataModule(L.LightningDataModule):
         rank, world = self._rank_world()
         mine = [path for path in paths if limits[path] > 0][rank::world]
         pipeline = wds.DataPipeline(
-            wds.SimpleShardList(mine),
+            _ShardList(mine),
             wds.split_by_worker,
             _SampleStream(self._val_transform(), self.dataset_type, True, self.skip_bad_samples,
                           self.bad_samples["validation"], self.seed, rank, limits),
