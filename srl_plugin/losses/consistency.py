@@ -160,13 +160,13 @@ def encoder_consistency_loss(
     with torch.no_grad():
         similarity = torch.matmul(reference, reference.transpose(-1, -2))
         threshold = similarity.topk(neighbours, dim=-1).values[..., -1:]
-        positive = ((similarity >= threshold) & not_self).to(tokens.dtype)
+        positive = (similarity >= threshold) & not_self
 
     logits = at_least_float32(torch.matmul(tokens, tokens.transpose(-1, -2))) / temperature
     log_norm = logits.masked_fill(~not_self, float("-inf")).logsumexp(dim=-1)  # (G, L)
 
-    positive_count = positive.sum(-1)
-    positive_sum = (logits * positive).sum(-1) - positive_count * log_norm
+    positive_count = positive.sum(-1).to(logits.dtype)
+    positive_sum = logits.masked_fill(~positive, 0.0).sum(-1) - positive_count * log_norm  # saves a bool mask only
     semi_sum, semi_count = _same_label_sums(labels, tokens, decoder_masks.shape[2])
     semi_count = semi_count - 1  # the anchor itself is not a semi-positive
     semi_logits = (tokens * (semi_sum - tokens)).sum(-1) / temperature
