@@ -206,7 +206,9 @@ def count_shard_samples(path: str) -> int:
                     directory, _, filename = member.name.rpartition("/")
                     keys.add((directory, filename.partition(".")[0]))
     except (tarfile.TarError, OSError) as error:
-        raise CorruptShardError(f"shard {path} is corrupted or truncated ({error}); regenerate or re-download it") from error
+        raise CorruptShardError(
+            f"shard {path} is corrupted or truncated ({error}); regenerate or re-download it"
+        ) from error
     return len(keys)
 
 

@@ -150,13 +150,13 @@ def iter_raw_samples(path: str) -> Iterator[dict[str, object]]:
                 if not member.isfile():
                     continue
                 key, extension = _split_member_name(member.name)
-                data = tar.extractfile(member).read()
                 if current is not None and key != current["__key__"]:
                     yield current
                     current = None
                 if current is None:
                     current = {"__key__": key, "__url__": path}
                 last_key = key
+                data = tar.extractfile(member).read()
                 name = extension.split(".", 1)[0]
                 if name in ARRAY_KEYS and extension in (f"{name}.npy", f"{name}.npy.gz"):
                     try:
@@ -165,9 +165,8 @@ def iter_raw_samples(path: str) -> Iterator[dict[str, object]]:
                         current["__error__"] = f"cannot decode {member.name} ({error}); the shard is corrupted"
             _check_end_of_archive(handle, tar.offset, path, last_key)
     except (tarfile.TarError, EOFError, OSError) as error:
-        where = f"after sample {last_key!r}" if last_key is not None else "before the first sample"
         raise CorruptShardError(
-            f"shard {path} is corrupted or truncated ({type(error).__name__}: {error}) {where}; "
+            f"shard {path} is corrupted or truncated ({type(error).__name__}: {error}; {_reached(last_key)}); "
             "regenerate or re-download it"
         ) from error
     if current is not None:
@@ -179,10 +178,14 @@ def _check_end_of_archive(handle: io.BufferedReader, offset: int, path: str, las
     handle.seek(offset)
     marker = handle.read(END_OF_ARCHIVE)
     if len(marker) < END_OF_ARCHIVE or marker.count(0) != END_OF_ARCHIVE:
-        where = f"after sample {last_key!r}" if last_key is not None else "before the first sample"
         raise CorruptShardError(
-            f"shard {path} is truncated (no end-of-archive marker {where}); regenerate or re-download it"
+            f"shard {path} is corrupted or truncated (neither a valid member header nor the end-of-archive "
+            f"marker at byte {offset}; {_reached(last_key)}); regenerate or re-download it"
         )
+
+
+def _reached(last_key: str | None) -> str:
+    return f"last sample reached: {last_key!r}" if last_key is not None else "no sample could be read"
 
 
 def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
@@ -193,7 +196,9 @@ def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
         raise BadSampleError(f"{where}: {sample['__error__']}; regenerate or re-download the shard")
     if "video" not in sample:
         present = sorted(k for k in sample if not k.startswith("__"))
-        raise BadSampleError(f"{where}: missing key 'video' (decoded keys: {present}); expected video.npy uint8 (T, H, W, 3)")
+        raise BadSampleError(
+            f"{where}: missing key 'video' (decoded keys: {present}); expected video.npy uint8 (T, H, W, 3)"
+        )
     video = sample["video"]
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] < 1:
         raise BadSampleError(f"{where}: 'video' must be uint8 (T, H, W, 3), got {video.dtype} {tuple(video.shape)}")
