@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -77,11 +78,13 @@ def load_checkpoint_model(
         weights = {key: value for key, value in weights.items() if not key.startswith(BACKBONE_PREFIX)}
     try:
         model = build_model(config, with_backbone=with_backbone)
-    except FileNotFoundError as error:
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, FileNotFoundError):
+            raise
         raise FileNotFoundError(
             f"{path} holds no backbone weights, so the model needs timm's pretrained ViT, which is not in the "
             f"local cache; running on video is impossible until it is (features-only use works through "
-            f"load_checkpoint_model(path, with_backbone=False)). {error}"
+            f"load_checkpoint_model(path, with_backbone=False)). {error.__cause__}"
         ) from error
     if with_backbone and not has_backbone_weights(checkpoint):
         weights.update({BACKBONE_PREFIX + key: value for key, value in model.backbone.state_dict().items()})

@@ -15,26 +15,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from srl_plugin.data.transforms import center_crop_box, prepare_video
 from srl_plugin.inference.checkpoint import load_checkpoint_model
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
-from srl_plugin.inference.video_io import VideoSource, open_videos
+from srl_plugin.inference.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def prepare_frames(frames: np.ndarray, input_size: int) -> torch.Tensor:
-    """``uint8`` ``(T, H, W, 3)`` -> float32 ``(T, 3, S, S)``: bicubic resize to ``S = input_size``, clamp to
-    ``[0, 1]``, ImageNet normalisation (METHODS.md §1.2-§1.3, the MOVi validation transform)."""
-    video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-    video = F.interpolate(video, size=(input_size, input_size), mode="bicubic", align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (video.clamp(0.0, 1.0) - mean) / std
+def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
+    """The part of ``(T, H, W, 3)`` frames the model sees: YT-VIS configs take the central square of side
+    ``min(H, W)`` (METHODS.md §1.3), MOVi configs the whole frame (resized without keeping the aspect ratio)."""
+    if dataset_type != "ytvis":
+        return frames
+    height, width = frames.shape[1:3]
+    side = min(height, width)
+    top, left = center_crop_box(height, width, side)
+    return frames[:, top : top + side, left : left + side]
 
 
 def windows_of(frames: Iterable[np.ndarray], window: int) -> Iterator[np.ndarray]:
@@ -110,6 +109,7 @@ def infer_video(
     out_dir: str | Path,
     window: int = 8,
     device: str | torch.device = "cpu",
+    dataset_type: str = "movi",
     alpha: float = 0.5,
     grid_frames: int = 4,
     gif_frames: int = 48,
@@ -117,6 +117,10 @@ def infer_video(
     progress: bool = True,
 ) -> InferenceResult:
     """Runs ``model`` over ``source`` in windows and writes the outputs to ``out_dir``.
+
+    Frames are prepared as the validation transform of ``dataset_type`` does (``movi``: bicubic resize of the
+    whole frame to the model's input size; ``ytvis``: central square crop first, and every output then covers
+    that crop).
 
     Files: ``masks.npz`` (``slot_ids`` uint8 ``(T, H, W)`` at the input resolution, ``soft_masks`` float32
     ``(T, K, h, w)`` at patch resolution, ``fps``), ``slots.npy`` float32 ``(T, K, D)``, ``overlay.mp4``
@@ -140,8 +144,9 @@ def infer_video(
 
     def model_inputs() -> Iterator[torch.Tensor]:
         for frames in windows_of(source.frames(), window):
+            frames = crop_to_model_view(frames, dataset_type)
             frame_windows.append(frames)
-            yield prepare_frames(frames, model.input_size).unsqueeze(0).to(device)
+            yield prepare_video(frames, model.input_size, dataset_type).unsqueeze(0).to(device)
 
     bar = tqdm(total=source.num_frames, unit="frame", desc=source.name, disable=not progress)
     start = 0
@@ -193,18 +198,19 @@ def run_inference(
 ) -> list[InferenceResult]:
     """Loads ``checkpoint``, reads ``input_path`` (video file, frame folder or shard) and runs :func:`infer_video`.
 
-    A shard with several samples gets one sub-folder per sample key. ``seed`` fixes VideoSAUR's random
+    A shard gets one sub-folder per sample key. ``seed`` fixes VideoSAUR's random
     slot initialisation. ``options`` go to :func:`infer_video`.
     """
-    sources = open_videos(input_path, key=key)
     resolved = resolve_device(device)
-    model, _ = load_checkpoint_model(checkpoint, with_backbone=True)
-    if model.backbone is None:
-        raise ValueError(f"{checkpoint} builds a model without backbone; srl-infer needs one to run on video")
+    model, config = load_checkpoint_model(checkpoint, with_backbone=True)
+    dataset_type = str(OmegaConf.select(config, "data.dataset_type", default="movi"))
+    sources = open_videos(input_path, key=key, dataset_type=dataset_type)
     out_dir = Path(out_dir)
     results = []
     for source in sources:
         torch.manual_seed(seed)
-        target = out_dir / source.name if len(sources) > 1 else out_dir
-        results.append(infer_video(model, source, target, window=window, device=resolved, **options))
+        target = out_dir / source.name if is_shard(input_path) else out_dir
+        results.append(
+            infer_video(model, source, target, window=window, device=resolved, dataset_type=dataset_type, **options)
+        )
     return results

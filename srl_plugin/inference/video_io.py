@@ -1,7 +1,7 @@
 """Reading a user's video frame by frame: .mp4/.webm (PyAV), a folder of frames (PIL) or a webdataset shard.
 
 Every source yields ``uint8`` RGB frames ``(H, W, 3)`` one at a time, so a long video never has to fit in
-memory (a shard sample is stored as one array, so it is read whole).
+memory (a shard sample is stored as one array, so it is read whole, one sample at a time).
 """
 from __future__ import annotations
 
@@ -91,30 +91,34 @@ def _frame_folder(path: Path) -> VideoSource:
     return VideoSource(path.name, len(files), DEFAULT_FPS, frames)
 
 
-def _shard_videos(path: Path, key: str | None) -> list[VideoSource]:
-    """One source per sample of a webdataset shard holding ``video.npy`` ``(T, H, W, 3)`` uint8 (MOVi / YT-VIS)."""
-    import webdataset as wds
+def _shard_videos(path: Path, key: str | None, dataset_type: str) -> Iterator[VideoSource]:
+    """One source per sample (or only sample ``key``) of a webdataset shard, read one sample at a time with
+    :func:`srl_plugin.data.shards.iter_shard_samples` (``video.npy`` uint8 ``(T, H, W, 3)``)."""
+    from srl_plugin.data.shards import DataError, iter_shard_samples
 
-    sources = []
+    found = False
     try:
-        for sample in wds.WebDataset(str(path), shardshuffle=False).decode():
+        for sample in iter_shard_samples(str(path), dataset_type):
             if key is not None and sample["__key__"] != key:
                 continue
-            if "video.npy" not in sample:
-                raise ValueError(f"sample '{sample['__key__']}' of {path} has no video.npy (keys: {sorted(sample)})")
-            video = np.asarray(sample["video.npy"])
-            if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-                raise ValueError(f"video.npy of '{sample['__key__']}' must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
-            sources.append(VideoSource(str(sample["__key__"]), len(video), DEFAULT_FPS, lambda v=video: iter(v)))
-    except (OSError, ValueError) as error:
+            found = True
+            video = sample["video"]
+            yield VideoSource(str(sample["__key__"]), len(video), DEFAULT_FPS, lambda v=video: iter(v))
+    except DataError as error:
         raise ValueError(f"cannot read webdataset shard {path}: {error}") from error
-    if not sources:
+    if not found:
         raise ValueError(f"shard {path} has no sample" + (f" with key '{key}'" if key else ""))
-    return sources
 
 
-def open_videos(path: str | Path, key: str | None = None) -> list[VideoSource]:
-    """The videos in ``path``: one for a video file or frame folder, one per sample (or just ``key``) for a shard.
+def is_shard(path: str | Path) -> bool:
+    """Whether ``path`` names a webdataset shard (one output folder per sample)."""
+    return Path(path).suffix.lower() in SHARD_SUFFIXES
+
+
+def open_videos(path: str | Path, key: str | None = None, dataset_type: str = "movi") -> Iterator[VideoSource]:
+    """The videos in ``path``: one for a video file or frame folder, one per sample (or just ``key``) for a
+    shard (``dataset_type`` picks the shard validation rules). Files are checked before this returns;
+    shard samples are decoded one at a time while iterating.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -124,12 +128,12 @@ def open_videos(path: str | Path, key: str | None = None) -> list[VideoSource]:
     if not path.exists():
         raise FileNotFoundError(f"input {path} does not exist")
     if path.is_dir():
-        return [_frame_folder(path)]
+        return iter([_frame_folder(path)])
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return [_video_file(path)]
-    if suffix in SHARD_SUFFIXES:
-        return _shard_videos(path, key)
+        return iter([_video_file(path)])
+    if is_shard(path):
+        return _shard_videos(path, key, dataset_type)
     raise ValueError(
         f"unsupported input {path}: give a video ({', '.join(VIDEO_SUFFIXES)}), a folder of frames or a "
         "webdataset shard (.tar)"

@@ -1,0 +1,214 @@
+"""srl-infer: streaming inference over a user's video, its outputs, and the errors on bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srl_plugin.cache.config import compose_experiment
+from srl_plugin.data.shards import write_shard
+from srl_plugin.inference import (
+    build_model,
+    checkpoint_dict,
+    import_official_checkpoint,
+    mask_grid,
+    overlay_masks,
+    slot_ids_from_soft,
+    slot_palette,
+    stream_windows,
+)
+from srl_plugin.inference.cli_infer import main
+from srl_plugin.interop import model_from_official_state_dict
+
+av = pytest.importorskip("av")
+
+FRAMES, HEIGHT, WIDTH = 7, 40, 48
+TINY_MODEL = [
+    "model.backbone.input_size=32",
+    "model.backbone.model_kwargs.img_size=32",
+    "model.backbone.model_kwargs.depth=1",
+    "model.num_patches=16",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random SRL model (4x4 patches, 6 slots) saved in the srl-train checkpoint format."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(compose_experiment("srl/synthetic", TINY_MODEL), resolve=True)
+    torch.manual_seed(0)
+    model = build_model(config)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save(checkpoint_dict(model, config), path)
+    return path, model.eval()
+
+
+@pytest.fixture(scope="module")
+def video() -> np.ndarray:
+    """uint8 (T, H, W, 3): two coloured squares moving over a grey background."""
+    frames = np.full((FRAMES, HEIGHT, WIDTH, 3), 90, dtype=np.uint8)
+    for t in range(FRAMES):
+        frames[t, 4 + t : 18 + t, 3 + 2 * t : 17 + 2 * t] = (230, 40, 40)
+        frames[t, 22:36, 30 - t : 44 - t] = (40, 200, 60)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def inputs(video, tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    folder = root / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(video):
+        Image.fromarray(frame).save(folder / f"frame_{t}.png")
+    mp4 = root / "clip.mp4"
+    with av.open(str(mp4), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in video:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return {"folder": folder, "mp4": mp4}
+
+
+def _prepare(video: np.ndarray, size: int) -> torch.Tensor:
+    from srl_plugin.data.transforms import prepare_video
+
+    return prepare_video(video, size).unsqueeze(0)
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_streaming_in_windows_equals_one_pass(tiny_checkpoint, video, window) -> None:
+    _, model = tiny_checkpoint
+    clip = _prepare(video, 32)
+    with torch.no_grad():
+        whole = model(clip)
+    parts = list(stream_windows(model, clip.split(window, dim=1)))
+    assert len(parts) == -(-FRAMES // window)
+    for name in ("slots", "decoder_masks", "grouping_masks", "predicted_slots"):
+        streamed = torch.cat([part[name] for part in parts], dim=1)
+        torch.testing.assert_close(streamed, whole[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def test_streaming_features_matches_reference_model(reference_dir) -> None:
+    reference = torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
+    model = model_from_official_state_dict(reference["state_dict"]).eval()
+    features = reference["backbone_features"]
+    with torch.no_grad():
+        whole = model.forward_features(features)
+    streamed = list(stream_windows(model, features.split(1, dim=1), features=True))
+    torch.testing.assert_close(torch.cat([p["decoder_masks"] for p in streamed], 1), whole["decoder_masks"], rtol=1e-5, atol=1e-7)
+
+
+def _check_outputs(out, model, frames=FRAMES):
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["mask_grid.png", "masks.npz", "overlay.gif", "overlay.mp4", "slots.npy"]
+    masks = np.load(out / "masks.npz")
+    assert masks["slot_ids"].shape == (frames, HEIGHT, WIDTH) and masks["slot_ids"].dtype == np.uint8
+    assert masks["slot_ids"].max() < model.num_slots
+    assert masks["soft_masks"].shape == (frames, model.num_slots, 4, 4)
+    np.testing.assert_allclose(masks["soft_masks"].sum(axis=1), 1.0, rtol=1e-5)
+    assert np.load(out / "slots.npy").shape == (frames, model.num_slots, 32)
+    with av.open(str(out / "overlay.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == frames and decoded[0].shape == (HEIGHT, WIDTH, 3)
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == frames and gif.size == (WIDTH, HEIGHT)
+    with Image.open(out / "mask_grid.png") as grid:
+        assert grid.size[0] > grid.size[1]
+    return masks
+
+
+def test_infer_on_frame_folder_matches_one_pass(tiny_checkpoint, inputs, video, tmp_path, capsys) -> None:
+    path, model = tiny_checkpoint
+    out = tmp_path / "out"
+    assert main([str(inputs["folder"]), "--checkpoint", str(path), "--out", str(out), "--window", "3", "--device", "cpu"]) == 0
+    assert "7 frames" in capsys.readouterr().out
+    masks = _check_outputs(out, model)
+    with torch.no_grad():
+        whole = model(_prepare(video, 32))
+    expected = slot_ids_from_soft(model.eval_masks(whole)[0], model.patch_grid, (HEIGHT, WIDTH))
+    np.testing.assert_array_equal(masks["slot_ids"], expected.numpy())
+    np.testing.assert_allclose(np.load(out / "slots.npy"), whole["slots"][0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_infer_on_mp4(tiny_checkpoint, inputs, tmp_path) -> None:
+    path, model = tiny_checkpoint
+    out = tmp_path / "out"
+    assert main([str(inputs["mp4"]), "--checkpoint", str(path), "--out", str(out), "--window", "4"]) == 0
+    _check_outputs(out, model)
+
+
+def test_infer_on_shard_writes_one_folder_per_sample(tiny_checkpoint, video, tmp_path) -> None:
+    path, model = tiny_checkpoint
+    shard = tmp_path / "videos-000000.tar"
+    write_shard(shard, [("clip_a", {"video": video}), ("clip_b", {"video": video[:5]})])
+    assert main([str(shard), "--checkpoint", str(path), "--out", str(tmp_path / "out")]) == 0
+    _check_outputs(tmp_path / "out" / "clip_a", model)
+    _check_outputs(tmp_path / "out" / "clip_b", model, frames=5)
+
+
+def test_overlay_shape_and_colours() -> None:
+    palette = slot_palette(6)
+    assert palette.shape == (6, 3) and palette.dtype == np.uint8
+    assert len({tuple(colour) for colour in palette}) == 6
+    np.testing.assert_array_equal(slot_palette(3), palette[:3])
+    frames = np.zeros((2, 5, 4, 3), dtype=np.uint8)
+    frames[1] = 200
+    ids = np.arange(40).reshape(2, 5, 4) % 6
+    blended = overlay_masks(frames, ids, palette, alpha=0.5)
+    assert blended.shape == (2, 5, 4, 3) and blended.dtype == np.uint8
+    np.testing.assert_array_equal(blended[0], np.round(palette[ids[0]] * 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(overlay_masks(frames, ids, palette, alpha=1.0), palette[ids])
+    np.testing.assert_array_equal(overlay_masks(frames, ids, palette, alpha=0.0), frames)
+    soft = [np.full((6, 5, 4), 1 / 6, dtype=np.float32)] * 2
+    grid = mask_grid(list(frames), soft, list(ids), palette, cell_size=10, gap=2)
+    # 2 rows x (frame, overlay, 6 slots) cells of 10 x 8 pixels (longer side 10), 2-pixel white gaps
+    assert grid.shape == (2 * 10 + 2, 8 * 8 + 7 * 2, 3)
+    np.testing.assert_array_equal(grid[10:12], 255)
+    def doubled(image):
+        return np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+
+    np.testing.assert_array_equal(grid[:10, 0:8], doubled(frames[0]))
+    np.testing.assert_array_equal(grid[:10, 10:18], doubled(overlay_masks(frames[0], ids[0], palette)))
+    np.testing.assert_array_equal(grid[12:, 30:38], np.broadcast_to(np.round(palette[1] / 6), (10, 8, 3)))
+
+
+def test_bad_inputs_give_clear_errors(tiny_checkpoint, inputs, reference_dir, tmp_path, capsys) -> None:
+    path, _ = tiny_checkpoint
+    out = str(tmp_path / "out")
+    (tmp_path / "broken.mp4").write_bytes(b"this is not a video")
+    assert main([str(tmp_path / "broken.mp4"), "--checkpoint", str(path), "--out", out]) == 1
+    assert "cannot read video" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.mp4"), "--checkpoint", str(path), "--out", out]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main([str(tmp_path / "notes.txt"), "--checkpoint", str(path), "--out", out]) == 1
+    assert "unsupported input" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--checkpoint", str(path), "--out", out]) == 1
+    assert "holds no frames" in capsys.readouterr().err
+
+    official = tmp_path / "official.ckpt"
+    reference = torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
+    torch.save({"state_dict": reference["state_dict"]}, official)
+    assert main([str(inputs["folder"]), "--checkpoint", str(official), "--out", out]) == 1
+    assert "convert it first" in capsys.readouterr().err
+    assert main([str(inputs["folder"]), "--checkpoint", str(tmp_path / "notes.txt"), "--out", out]) == 1
+    assert "could not be read" in capsys.readouterr().err
+
+
+def test_checkpoint_without_backbone_weights_says_so(inputs, reference_dir, tmp_path, capsys) -> None:
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache("timm/vit_small_patch14_dinov2.lvd142m", "model.safetensors"), str):
+        pytest.skip("DINOv2 ViT-S/14 weights are cached here, so the backbone can be built")
+    reference = torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
+    torch.save({"state_dict": reference["state_dict"]}, tmp_path / "official.ckpt")
+    converted = import_official_checkpoint(tmp_path / "official.ckpt", tmp_path / "ours.ckpt")
+    assert main([str(inputs["folder"]), "--checkpoint", str(converted), "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "holds no backbone weights" in error and "with_backbone=False" in error
