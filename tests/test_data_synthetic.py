@@ -222,3 +222,15 @@ def test_presets_differ_in_the_documented_knobs() -> None:
     assert hard.num_objects == (3, 10)
     differing = {f.name for f in dataclasses.fields(SyntheticConfig) if getattr(easy, f.name) != getattr(hard, f.name)}
     assert {"num_objects", "object_texture", "background_texture", "rotation", "camera_pan"} <= differing
+
+
+def test_hydra_style_options_are_accepted(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    options = OmegaConf.create({"preset": "easy", "train_videos": 2, "val_videos": 1, "train_shards": 1,
+                                "val_shards": 1, "frames": 4, "size": 32, "num_objects": [2, 3]})
+    root = ensure_synthetic_dataset(tmp_path, **options)
+    parameters = json.loads((root / MANIFEST).read_text())["parameters"]
+    assert parameters["config"]["num_objects"] == [2, 3]
+    for sample in iter_shard_samples(str(root / "synthetic-train-000000.tar"), require_segmentations=True):
+        assert 2 <= sample["segmentations"].max() <= 3

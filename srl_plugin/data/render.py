@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -67,19 +67,24 @@ class SyntheticConfig:
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> "SyntheticConfig":
-        """The named preset (`easy`, `movi_c_like`) with some fields replaced (lists become tuples)."""
+        """The named preset (`easy`, `movi_c_like`) with some fields replaced (sequences such as lists or
+        OmegaConf `ListConfig`s become tuples)."""
         if preset not in PRESETS:
             raise ValueError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(overrides) - names
         if unknown:
             raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; valid: {sorted(names)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+        fixed = {k: _as_tuple(v) for k, v in overrides.items() if v is not None}
         return dataclasses.replace(PRESETS[preset], **fixed)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly parameters (tuples as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
 
 
 PRESETS: Mapping[str, SyntheticConfig] = {
