@@ -184,6 +184,11 @@ def test_skip_bad_samples_counts_and_reports(tmp_path: Path, caplog) -> None:
     assert any("sample '0001'" in m and "missing key 'segmentations'" in m for m in messages)
     assert any("v-000001.tar" in m and "truncated" in m for m in messages)
     assert any("validation pass finished with 2 bad input(s) skipped" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="srl_plugin.data"):
+        assert [key for batch in lenient.val_dataloader() for key in batch["__key__"]] == keys
+    assert lenient.bad_samples["validation"].total == 4
+    assert any("validation pass finished with 2 bad input(s) skipped" in r.getMessage() for r in caplog.records)
 
 
 def test_skip_bad_samples_keeps_the_training_stream_going(tmp_path: Path) -> None:

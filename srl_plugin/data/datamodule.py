@@ -53,23 +53,30 @@ log = logging.getLogger(__name__)
 
 
 class BadSampleLog:
-    """Counts skipped samples / shards of one split (per process) and logs them."""
+    """Counts skipped samples / shards of one split (per process, in total and in the current pass) and logs them."""
 
     def __init__(self, split: str) -> None:
         self.split = split
         self.counts: Counter[str] = Counter()
+        self.pass_counts: Counter[str] = Counter()
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def start_pass(self) -> None:
+        self.pass_counts = Counter()
+
     def record(self, error: DataError) -> None:
         self.counts[type(error).__name__] += 1
+        self.pass_counts[type(error).__name__] += 1
         log.warning("skipping bad %s input (%d skipped so far in this process): %s", self.split, self.total, error)
 
     def summary(self) -> None:
-        if self.total:
-            log.warning("%s pass finished with %d bad input(s) skipped: %s", self.split, self.total, dict(self.counts))
+        skipped = sum(self.pass_counts.values())
+        if skipped:
+            log.warning("%s pass finished with %d bad input(s) skipped: %s", self.split, skipped,
+                        dict(self.pass_counts))
 
 
 def _worker_id() -> int:
@@ -131,6 +138,7 @@ class _SampleStream:
     def __call__(self, shards: Iterable[Mapping[str, str]]) -> Iterator[dict[str, Any]]:
         self.epoch += 1
         rng = random.Random(wds.utils.make_seed(self.seed, _worker_seed(self.rank), self.epoch))
+        self.bad_samples.start_pass()
         for shard in shards:
             yield from self._samples(shard["url"], rng)
         self.bad_samples.summary()
@@ -148,7 +156,8 @@ class _ShardList(IterableDataset):
 
 
 class _Shuffle:
-    """Pipeline stage: shuffle buffer with a per-worker, per-epoch reproducible generator."""
+    """Pipeline stage: shuffle buffer with a per-worker, per-epoch reproducible generator; like webdataset 0.2's
+    default used by the originals, it starts yielding once min(100, buffer) samples are buffered."""
 
     def __init__(self, buffer: int, seed: int, rank: int) -> None:
         self.buffer, self.seed, self.rank, self.epoch = buffer, seed, rank, -1
@@ -156,7 +165,7 @@ class _Shuffle:
     def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         self.epoch += 1
         rng = random.Random(wds.utils.make_seed(self.seed + 1, _worker_seed(self.rank), self.epoch))
-        yield from wds.filters.shuffle(self.buffer, initial=self.buffer, rng=rng)(iter(samples))
+        yield from wds.filters.shuffle(self.buffer, initial=min(100, self.buffer), rng=rng)(iter(samples))
 
 
 def collate_train(clips: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
