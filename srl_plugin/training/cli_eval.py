@@ -1,0 +1,49 @@
+"""`srl-eval RUN_DIR_or_CKPT [key=value ...] [--out FILE]`: validate a checkpoint over whole videos.
+
+Runs the validation of the run's experiment (whole videos, decoder masks, video / image FG-ARI and mBO,
+METHODS.md §1.3, §1.10, §1.11) with the checkpoint's config merged with `configs/eval.yaml` (fp32, one
+device) and the overrides, writes `metrics.json` (default: in the run directory) and prints a table.
+
+    srl-eval runs/srl_synth
+    srl-eval runs/srl_movi_c/checkpoints/step_00050000.ckpt data.root=/data/movi_c trainer.devices=2
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from lightning.pytorch.utilities import rank_zero_only
+
+from srl_plugin.training.checkpoints import checkpoint_path
+from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of, write_json_atomic
+from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srl-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint", help="run directory (uses checkpoints/last.ckpt) or a .ckpt file")
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value (data.*, evaluation.*, trainer.*)")
+    parser.add_argument("--out", type=Path, default=None, help=f"metrics file (default: <run dir>/{METRICS_FILE})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    record = evaluate_checkpoint(args.checkpoint, args.overrides)
+    out = args.out or run_dir_of(checkpoint_path(args.checkpoint)) / METRICS_FILE
+    report(record, out)
+
+
+@rank_zero_only
+def report(record: dict, out: Path) -> None:
+    """Writes the metrics record and prints it as a table (rank 0 only)."""
+    write_json_atomic(record, out)
+    print(to_markdown(leaderboard_rows([record])))
+    print(f"srl-eval: wrote {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

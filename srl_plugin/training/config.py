@@ -1,0 +1,28 @@
+"""Composing the shipped Hydra configs (`train.yaml`, `eval.yaml`) from command-line overrides."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from srl_plugin.cache.config import configs_dir
+
+
+def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """``<config_name>.yaml`` from the shipped configs with Hydra overrides (``key=value``, ``experiment=...``)."""
+    bad = [item for item in overrides if "=" not in item or item.startswith("-")]
+    if bad:
+        raise ValueError(
+            f"expected Hydra overrides of the form key=value (e.g. experiment=srl/movi_c trainer.max_steps=100), "
+            f"got {bad}"
+        )
+    with initialize_config_dir(config_dir=configs_dir(), version_base=None):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def resolved_container(config: DictConfig) -> dict[str, Any]:
+    """The config with every interpolation resolved, as plain Python containers (what checkpoints store)."""
+    container = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    assert isinstance(container, dict)
+    return container

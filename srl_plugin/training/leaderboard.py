@@ -1,0 +1,116 @@
+"""Leaderboards of evaluated runs (`metrics.json` records) as Markdown, CSV and JSON, with the published
+numbers of METHODS.md §8 alongside on request."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from srl_plugin.training.evaluate import METRIC_NAMES, METRICS_FILE
+
+METRIC_LABELS = {
+    "video_fg_ari": "FG-ARI",
+    "video_mbo": "mBO",
+    "image_fg_ari": "image FG-ARI",
+    "image_mbo": "image mBO",
+}
+BASE_COLUMNS = ("method", "dataset", "step", "num_videos")
+PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
+
+# Video FG-ARI / mBO in percent (METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists).
+PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README"),
+    ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README"),
+    ("videosaur", "ytvis2021"): (39.5, 29.1, "VideoSAUR README (6-frame chunks, 224)"),
+    ("slotcontrast", "movi_c"): (69.3, 32.7, "SlotContrast README"),
+    ("slotcontrast", "movi_e"): (82.9, 29.2, "SlotContrast README"),
+    ("slotcontrast", "ytvis2021"): (38.0, 33.7, "SlotContrast README"),
+    ("srl", "movi_c"): (74.65, 34.80, "SRL README checkpoint"),
+    ("srl", "movi_e"): (81.9, 29.3, "SRL paper via secondary notes (unconfirmed)"),
+    ("srl", "ytvis2021"): (43.69, 36.76, "SRL README checkpoint"),
+}
+
+
+def metrics_path(run: str | Path) -> Path:
+    """``<run>/metrics.json`` for a run directory, or the given JSON file."""
+    path = Path(run).expanduser()
+    candidate = path / METRICS_FILE if path.is_dir() else path
+    if not candidate.is_file():
+        raise FileNotFoundError(f"no {METRICS_FILE} at {candidate}; evaluate the run first with `srl-eval {path}`")
+    return candidate
+
+
+def load_record(run: str | Path) -> dict[str, Any]:
+    """One run's metrics record, checked for the fields a leaderboard needs."""
+    path = metrics_path(run)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    missing = [field for field in (*BASE_COLUMNS, *METRIC_NAMES) if not isinstance(record, dict) or field not in record]
+    if missing:
+        raise ValueError(f"{path} lacks the field(s) {missing}; rewrite it with `srl-eval`")
+    return record
+
+
+def leaderboard_rows(records: Iterable[Mapping[str, Any]], published: bool = False) -> list[dict[str, Any]]:
+    """One row per record, scores in percent, sorted by dataset then video FG-ARI (best first)."""
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {column: record[column] for column in BASE_COLUMNS}
+        row.update({name: 100.0 * float(record[name]) for name in METRIC_NAMES})
+        if published:
+            fg_ari, mbo, source = PUBLISHED.get((str(record["method"]), str(record["dataset"])), (None, None, ""))
+            row.update(zip(PUBLISHED_COLUMNS, (fg_ari, mbo, source)))
+        rows.append(row)
+    return sorted(rows, key=lambda row: (str(row["dataset"]), -row["video_fg_ari"], str(row["method"])))
+
+
+def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Column order: method, dataset, step, videos, the four metrics, then the published ones if present."""
+    columns = [*BASE_COLUMNS, *METRIC_NAMES]
+    if rows and PUBLISHED_COLUMNS[0] in rows[0]:
+        columns += PUBLISHED_COLUMNS
+    return columns
+
+
+def _header(column: str) -> str:
+    if column in METRIC_LABELS:
+        return f"{METRIC_LABELS[column]} (%)"
+    return column.replace("_", " ")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A GitHub-flavoured Markdown table (scores with one decimal)."""
+    columns = columns_of(rows)
+    lines = [
+        "| " + " | ".join(_header(column) for column in columns) + " |",
+        "|" + "|".join("---" if column in ("method", "dataset", "published_source") else "---:" for column in columns)
+        + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV with a header row and full-precision scores."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns_of(rows), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list of row objects."""
+    return json.dumps(list(rows), indent=2) + "\n"

@@ -1,0 +1,201 @@
+"""The LightningModule that trains and validates any of the three method models (docs/ARCHITECTURE.md).
+
+Training (METHODS.md §1.12): the model runs on ``batch["video"]`` (B, T, 3, H, W), or on cached
+``batch["backbone_features"]`` (B, T, N, D_f) through ``forward_features``; its losses are evaluated at the
+trainer's global (optimizer) step, not the batch index (METHODS.md §6.1); Adam with the
+``exp_decay_with_warmup`` schedule stepped every optimizer step.
+
+Validation (METHODS.md §1.3, §1.10, §1.11, §6.2): whole videos through the recurrence, the model's
+``eval_masks`` bilinearly upsampled to the ground-truth resolution and arg-maxed, scored by video / image
+FG-ARI and mBO; no validation loss.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MetricCollection, SumMetric
+from torchvision.utils import save_image
+
+from srl_plugin.training.schedule import exp_decay_with_warmup
+from srl_plugin.training.visualization import denormalize, mask_overlay_grid
+
+METRIC_CLASSES = {
+    "video_fg_ari": "VideoARI",
+    "image_fg_ari": "ImageARI",
+    "video_mbo": "VideoMBO",
+    "image_mbo": "ImageMBO",
+}
+
+
+def build_model(config: DictConfig) -> nn.Module:
+    """``config.model`` instantiated (a method model with its frozen backbone)."""
+    return instantiate(OmegaConf.to_container(config.model, resolve=True))
+
+
+def build_metrics(ignore_background: bool) -> MetricCollection:
+    """Video / image FG-ARI and mBO (METHODS.md §1.11), keyed as in :data:`METRIC_CLASSES`."""
+    import srl_plugin.metrics as metrics
+
+    return MetricCollection(
+        {name: getattr(metrics, cls)(ignore_background=ignore_background) for name, cls in METRIC_CLASSES.items()}
+    )
+
+
+def drop_padding(batch: dict[str, Any]) -> dict[str, Any]:
+    """Removes rows flagged by ``batch["batch_padding_mask"]`` (padding added to even out ranks, §1.3)."""
+    padding = batch.get("batch_padding_mask")
+    if padding is None:
+        return batch
+    keep = ~torch.as_tensor(padding, dtype=torch.bool).cpu()
+    kept: dict[str, Any] = {}
+    for name, value in batch.items():
+        if name == "batch_padding_mask":
+            continue
+        if torch.is_tensor(value):
+            kept[name] = value[keep.to(value.device)]
+        elif isinstance(value, (list, tuple)):
+            kept[name] = [item for item, flag in zip(value, keep.tolist()) if flag]
+        else:
+            kept[name] = value
+    return kept
+
+
+def split_into_clips(tensor: torch.Tensor, clip_frames: int) -> torch.Tensor:
+    """(B, T, ...) -> (B * floor(T / c), c, ...): independent ``c``-frame clips; leftover frames are dropped."""
+    num_clips = tensor.shape[1] // clip_frames
+    if num_clips == 0:
+        raise ValueError(f"a {tensor.shape[1]}-frame video is shorter than evaluation.independent_chunks={clip_frames}")
+    trimmed = tensor[:, : num_clips * clip_frames]
+    return trimmed.reshape(tensor.shape[0] * num_clips, clip_frames, *tensor.shape[2:])
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model inputs of a batch: ``video`` or cached ``backbone_features`` (+ ``backbone_keys``)."""
+    if "backbone_features" in batch:
+        inputs = {"backbone_features": batch["backbone_features"]}
+        if batch.get("backbone_keys") is not None:
+            inputs["backbone_keys"] = batch["backbone_keys"]
+        return inputs
+    if "video" not in batch:
+        raise KeyError(f"a batch needs 'video' or 'backbone_features'; got keys {sorted(batch)}")
+    return {"video": batch["video"]}
+
+
+def run_model(
+    model: nn.Module, inputs: dict[str, torch.Tensor], initial_slots: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """``model(video)`` or ``model.forward_features(backbone_features, backbone_keys)``."""
+    if "backbone_features" in inputs:
+        return model.forward_features(
+            backbone_features=inputs["backbone_features"],
+            backbone_keys=inputs.get("backbone_keys"),
+            initial_slots=initial_slots,
+        )
+    return model(inputs["video"], initial_slots=initial_slots)
+
+
+def video_eval_masks(
+    model: nn.Module, inputs: dict[str, torch.Tensor], stream_frames: int | None = None
+) -> torch.Tensor:
+    """Soft evaluation masks (B, T, K, N) of whole videos.
+
+    With ``stream_frames`` the video goes through the recurrence ``stream_frames`` frames at a time, each
+    window starting from the previous window's last predicted slots: the same computation as one pass
+    over all frames (frame 0 uses the initialiser, every later frame the predictor), with less memory.
+    """
+    num_frames = next(iter(inputs.values())).shape[1]
+    if stream_frames is None or stream_frames >= num_frames:
+        return model.eval_masks(run_model(model, inputs))
+    masks, slots = [], None
+    for start in range(0, num_frames, stream_frames):
+        window = {name: value[:, start : start + stream_frames] for name, value in inputs.items()}
+        outputs = run_model(model, window, initial_slots=slots)
+        masks.append(model.eval_masks(outputs))
+        slots = outputs["predicted_slots"][:, -1]
+    return torch.cat(masks, dim=1)
+
+
+class SlotVideoModule(L.LightningModule):
+    """Trains / validates ``config.model``; checkpoints hold ``model.*`` weights and ``{"config": ...}``.
+
+    Args:
+        config: the resolved experiment config as a plain dict (stored as the ``config`` hyperparameter).
+        model: an already built model (e.g. from :func:`srl_plugin.training.checkpoints.load_model`);
+            ``None`` builds ``config["model"]``.
+        image_dir: where validation mask images are written as PNG (rank 0), or ``None``.
+    """
+
+    def __init__(self, config: dict[str, Any], model: nn.Module | None = None, image_dir: str | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config = OmegaConf.create(config)
+        self.model = model if model is not None else build_model(self.config)
+        evaluation = self.config.evaluation
+        self.val_metrics = build_metrics(bool(evaluation.ignore_background))
+        self.val_videos = SumMetric()
+        self.independent_chunks = evaluation.independent_chunks
+        self.stream_frames = evaluation.stream_frames
+        self.log_images = bool(evaluation.log_images)
+        self.image_frames = int(evaluation.image_frames)
+        self.image_dir = Path(image_dir) if image_dir is not None else None
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        inputs = model_inputs(batch)
+        losses = self.model.compute_losses(run_model(self.model, inputs), global_step=self.global_step)
+        batch_size = next(iter(inputs.values())).shape[0]
+        self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
+        self.log_dict(
+            {f"train/{name}": value for name, value in losses.items() if name != "total"}, batch_size=batch_size
+        )
+        return losses["total"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        batch = drop_padding(batch)
+        if len(batch["masks"]) == 0:
+            return
+        inputs, true_masks = model_inputs(batch), batch["masks"]
+        if self.independent_chunks:
+            inputs = {name: split_into_clips(value, self.independent_chunks) for name, value in inputs.items()}
+            true_masks = split_into_clips(true_masks, self.independent_chunks)
+        from srl_plugin.metrics import hard_masks_from_soft
+
+        soft = video_eval_masks(self.model, inputs, self.stream_frames)
+        pred_masks = hard_masks_from_soft(soft, tuple(true_masks.shape[-2:]))
+        self.val_metrics.update(pred_masks, true_masks)
+        self.val_videos.update(torch.tensor(float(true_masks.shape[0]), device=true_masks.device))
+        if batch_idx == 0 and self.log_images:
+            self._log_masks(inputs, pred_masks)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        values["num_videos"] = self.val_videos.compute()
+        self.val_metrics.reset()
+        self.val_videos.reset()
+        self.log_dict({f"val/{name}": value.float() for name, value in values.items()}, sync_dist=False)
+
+    def _log_masks(self, inputs: dict[str, torch.Tensor], pred_masks: torch.Tensor) -> None:
+        """Predicted masks of the first validation video over its first frames (TensorBoard image + PNG)."""
+        frames = denormalize(inputs["video"][0, : self.image_frames]) if "video" in inputs else None
+        grid = mask_overlay_grid(frames, pred_masks[0, : self.image_frames])
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/masks", grid, global_step=self.global_step)
+        if self.image_dir is not None and self.trainer.is_global_zero:
+            self.image_dir.mkdir(parents=True, exist_ok=True)
+            save_image(grid, self.image_dir / f"val_masks_step{self.global_step:08d}.png")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
+        optimizer = instantiate(self.config.optimizer)(parameters)
+        schedule = self.config.scheduler
+        scheduler = exp_decay_with_warmup(
+            optimizer, int(schedule.warmup_steps), int(schedule.decay_steps), float(schedule.decay_rate)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

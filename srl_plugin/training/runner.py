@@ -1,0 +1,92 @@
+"""Building the Lightning pieces of a run from a composed config: data, strategy, loggers, trainer."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+from omegaconf import DictConfig, OmegaConf
+
+from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, AtomicCheckpointIO, StepCheckpoint
+
+
+def build_datamodule(config: DictConfig) -> L.LightningDataModule:
+    """``config.data`` instantiated, or the feature-cache data module when ``features: cached``."""
+    if config.features == "cached":
+        from srl_plugin.cache import build_cached_datamodule
+
+        return build_cached_datamodule(config)
+    if config.features != "video":
+        raise ValueError(f"features must be 'video' or 'cached', got {config.features!r}")
+    return instantiate(OmegaConf.to_container(config.data, resolve=True))
+
+
+def world_size(trainer_config: DictConfig) -> int:
+    """Processes the trainer will start: devices per node (``auto``: visible GPUs, else 1) times nodes."""
+    devices = trainer_config.devices
+    accelerator = str(trainer_config.accelerator)
+    if devices in ("auto", -1, "-1"):
+        use_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        per_node = torch.cuda.device_count() if use_gpu else 1
+    elif isinstance(devices, str):
+        per_node = len([item for item in devices.split(",") if item.strip()]) if "," in devices else int(devices)
+    elif OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        per_node = len(devices)
+    else:
+        per_node = int(devices)
+    return max(per_node, 1) * int(trainer_config.num_nodes)
+
+
+def build_strategy(config: DictConfig) -> Any:
+    """``trainer.strategy``, with ``auto``/``ddp`` on several processes turned into a ``DDPStrategy`` that
+    honours ``ddp.find_unused_parameters`` (SRL needs it, METHODS.md §1.12)."""
+    strategy = config.trainer.strategy
+    if isinstance(strategy, str) and strategy in ("auto", "ddp") and world_size(config.trainer) > 1:
+        return DDPStrategy(find_unused_parameters=bool(config.ddp.find_unused_parameters))
+    return strategy
+
+
+def trainer_kwargs(config: DictConfig) -> dict[str, Any]:
+    """``config.trainer`` as Trainer keyword arguments, with the strategy resolved."""
+    kwargs = OmegaConf.to_container(config.trainer, resolve=True)
+    assert isinstance(kwargs, dict)
+    kwargs["strategy"] = build_strategy(config)
+    return kwargs
+
+
+def build_trainer(
+    config: DictConfig, output_dir: Path, training: bool, extra_callbacks: Sequence[L.Callback] = ()
+) -> L.Trainer:
+    """A Trainer for training (``training=True``) or for validation only (no loggers).
+
+    For training it logs to TensorBoard and CSV under ``output_dir``, runs one endless epoch until ``trainer.max_steps`` (validating every
+    ``trainer.val_check_interval`` steps), monitors the learning rate and checkpoints every
+    ``checkpoint_every_n_steps`` steps and at the end into ``output_dir/checkpoints``.
+    """
+    callbacks: list[L.Callback] = list(extra_callbacks)
+    if training:
+        callbacks += [
+            LearningRateMonitor(logging_interval="step"),
+            StepCheckpoint(output_dir / CHECKPOINT_SUBDIR, int(config.checkpoint_every_n_steps)),
+        ]
+    loggers: list[Any] | bool = False
+    if training:
+        loggers = [
+            TensorBoardLogger(save_dir=str(output_dir), name="tensorboard"),
+            CSVLogger(save_dir=str(output_dir), name="csv"),
+        ]
+    return L.Trainer(
+        **trainer_kwargs(config),
+        max_epochs=-1,
+        check_val_every_n_epoch=None,
+        default_root_dir=str(output_dir),
+        enable_checkpointing=False,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+    )
