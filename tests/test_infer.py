@@ -157,7 +157,7 @@ def test_overlay_shape_and_colours() -> None:
     assert len({tuple(colour) for colour in palette}) == 6
     np.testing.assert_array_equal(slot_palette(3), palette[:3])
     frames = np.zeros((2, 5, 4, 3), dtype=np.uint8)
-    frames[1] = 200
+    frames[1] = 120
     ids = np.arange(40).reshape(2, 5, 4) % 6
     blended = overlay_masks(frames, ids, palette, alpha=0.5)
     assert blended.shape == (2, 5, 4, 3) and blended.dtype == np.uint8
@@ -174,7 +174,9 @@ def test_overlay_shape_and_colours() -> None:
 
     np.testing.assert_array_equal(grid[:10, 0:8], doubled(frames[0]))
     np.testing.assert_array_equal(grid[:10, 10:18], doubled(overlay_masks(frames[0], ids[0], palette)))
-    np.testing.assert_array_equal(grid[12:, 30:38], np.broadcast_to(np.round(palette[1] / 6), (10, 8, 3)))
+    np.testing.assert_array_equal(grid[:10, 30:38], np.broadcast_to(np.round(palette[1] / 12), (10, 8, 3)))
+    expected = np.round((120 + palette[1].astype(np.float64)) / 12)
+    np.testing.assert_array_equal(grid[12:, 30:38], np.broadcast_to(expected, (10, 8, 3)))
 
 
 def test_bad_inputs_give_clear_errors(tiny_checkpoint, inputs, reference_dir, tmp_path, capsys) -> None:

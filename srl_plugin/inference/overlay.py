@@ -48,7 +48,10 @@ def mask_grid(
     frames: list[np.ndarray], soft_masks: list[np.ndarray], slot_ids: list[np.ndarray], palette: np.ndarray,
     cell_size: int = 128, gap: int = 2,
 ) -> np.ndarray:
-    """A grid image: one row per frame with the frame, its overlay, then each slot's soft mask tinted in its colour.
+    """A grid image: one row per frame with the frame, its overlay, then each slot's view of the frame.
+
+    A slot's cell is ``mask * (frame + colour) / 2``: black where the slot is absent, the frame tinted in the
+    slot's colour where it is present.
 
     Args:
         frames: ``(H, W, 3)`` uint8 per row. soft_masks: ``(K, H, W)`` float in ``[0, 1]`` per row.
@@ -59,9 +62,9 @@ def mask_grid(
     rows = []
     for frame, soft, ids in zip(frames, soft_masks, slot_ids, strict=True):
         cells = [frame, overlay_masks(frame, ids, palette)]
-        for slot, mask in enumerate(soft):
-            tint = mask[..., None] * palette[slot].astype(np.float32)
-            cells.append(np.clip(np.round(tint), 0, 255).astype(np.uint8))
+        tinted = 0.5 * frame.astype(np.float32)[None] + 0.5 * palette.astype(np.float32)[:, None, None]
+        for slot_cell in soft[..., None] * tinted:
+            cells.append(np.clip(np.round(slot_cell), 0, 255).astype(np.uint8))
         rows.append([_cell(cell, cell_size) for cell in cells])
     height, width = rows[0][0].shape[:2]
     columns = len(rows[0])
