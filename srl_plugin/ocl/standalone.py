@@ -34,15 +34,15 @@ _MISSING = object()
 @contextmanager
 def _outside_running_hydra_app() -> Iterator[None]:
     """Sets the running app's ``GlobalHydra`` aside so that ``hydra.initialize_config_dir`` can be used."""
-    global_hydra = GlobalHydra.instance()
-    running = global_hydra.hydra if global_hydra.is_initialized() else None
-    global_hydra.clear()
+    running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
     try:
         yield
     finally:
-        global_hydra.clear()
+        # hydra.initialize_* restores singletons from copies on exit, so look the instance up again.
+        GlobalHydra.instance().clear()
         if running is not None:
-            global_hydra.initialize(running)
+            GlobalHydra.instance().initialize(running)
 
 
 def _as_overrides(overrides: Sequence[str] | ListConfig | None) -> tuple[str, ...]:

@@ -1,0 +1,287 @@
+"""The OCL front door without OCL: search-path plugin, configs, adapters, metrics, data wrapper, resolver.
+
+The tests that need OCL itself live in tests/test_ocl_integration.py and skip when it is not importable.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import math
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from srl_plugin import metrics
+from srl_plugin.models import SRLModel
+from srl_plugin.ocl import compat, standalone
+from srl_plugin.ocl.data import BatchSizeLoader, add_batch_size
+from srl_plugin.ocl.metrics import ImageARI, ImageMBO, VideoARI, VideoMBO
+from srl_plugin.ocl.modules import LossTerm, MethodModel
+from srl_plugin.ocl.scheduling import exp_decay_with_warmup
+from srl_plugin.training.schedule import exp_decay_with_warmup_factor
+
+METHODS = ("srl", "slotcontrast", "videosaur")
+DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
+OCL_EXPERIMENTS = importlib.resources.files("srl_plugin") / "configs" / "ocl" / "experiment"
+
+
+def ocl_config_files() -> list[Path]:
+    return sorted(Path(str(OCL_EXPERIMENTS)).rglob("*.yaml"))
+
+
+def targets(node: object) -> list[str]:
+    """Every ``_target_`` in a YAML tree."""
+    if isinstance(node, dict):
+        found = [node["_target_"]] if "_target_" in node else []
+        return found + [target for value in node.values() for target in targets(value)]
+    if isinstance(node, list):
+        return [target for value in node for target in targets(value)]
+    return []
+
+
+def import_target(target: str) -> object:
+    """The object a Hydra ``_target_`` names (``routed.<module>.<Class>`` names ``<module>.<Class>``)."""
+    path = target.removeprefix("routed.")
+    module_name, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+# --- search-path plugin -------------------------------------------------------------------------------
+
+
+def plugin_class() -> type[SearchPathPlugin]:
+    found = [cls for cls in Plugins.instance().discover(SearchPathPlugin) if cls.__name__ == "SRLPluginSearchPathPlugin"]
+    assert len(found) == 1, "hydra did not discover hydra_plugins/srl_plugin_searchpath (reinstall the package)"
+    return found[0]
+
+
+def test_plugin_is_discovered_from_the_hydra_plugins_namespace() -> None:
+    assert plugin_class().__module__ == "hydra_plugins.srl_plugin_searchpath.srl_searchpath"
+    assert not (Path(importlib.import_module("hydra_plugins").__path__[0]) / "__init__.py").exists()
+
+
+def test_plugin_appends_the_ocl_configs_only_inside_ocl_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = plugin_class()()
+    search_path = ConfigSearchPathImpl()
+    monkeypatch.delitem(sys.modules, "ocl", raising=False)
+    plugin.manipulate_search_path(search_path)
+    assert [entry.path for entry in search_path.get_path()] == []
+
+    monkeypatch.setitem(sys.modules, "ocl", types.ModuleType("ocl"))
+    monkeypatch.setattr(compat, "apply_patches", lambda: [])
+    plugin.manipulate_search_path(search_path)
+    assert [(entry.provider, entry.path) for entry in search_path.get_path()] == [
+        ("srl-plugin", "pkg://srl_plugin.configs.ocl")
+    ]
+    assert OmegaConf.has_resolver(standalone.RESOLVER_NAME)
+
+
+def test_ocl_config_package_is_a_hydra_config_source() -> None:
+    from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+
+    source = ImportlibResourcesConfigSource(provider="test", path="pkg://srl_plugin.configs.ocl")
+    assert source.available()
+    assert source.is_group("experiment/srl")
+    for method in METHODS:
+        for dataset in DATASETS:
+            assert source.is_config(f"experiment/{method}/{dataset}"), f"{method}/{dataset}"
+
+
+# --- configs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ocl_config_files(), ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_ocl_config_is_valid_yaml_with_importable_plugin_targets(path: Path) -> None:
+    text = path.read_text()
+    header = text.splitlines()[0]
+    assert header in ("# @package _global_", "# @package hydra")
+    for target in targets(yaml.safe_load(text)):
+        module = target.removeprefix("routed.").split(".")[0]
+        if module in ("ocl", "pytorch_lightning"):
+            continue  # OCL's own classes (checked by tests/test_ocl_integration.py)
+        obj = import_target(target)
+        assert callable(obj), target
+        if target.startswith("routed."):
+            assert isinstance(obj, type), f"{target}: routed targets must be classes"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_each_ocl_experiment_names_its_standalone_experiment_and_loss_terms(method: str, dataset: str) -> None:
+    config = yaml.safe_load((Path(str(OCL_EXPERIMENTS)) / method / f"{dataset}.yaml").read_text())
+    assert config["experiment"]["srl"]["name"] == f"{method}/{dataset}"
+    assert config["defaults"] == ["/experiment/_srl_plugin_base", f"/experiment/{method}/_losses", "_self_"]
+    model_node = standalone.standalone_value(f"{method}/{dataset}", "model")
+    model = instantiate({**model_node, "backbone": None})
+    losses = yaml.safe_load((Path(str(OCL_EXPERIMENTS)) / method / "_losses.yaml").read_text())["losses"]
+    assert {node["term"] for node in losses.values()} == set(model.loss_weights)
+    assert set(losses) == set(model.loss_weights)
+
+
+def test_every_standalone_key_the_base_config_reads_exists() -> None:
+    text = (Path(str(OCL_EXPERIMENTS)) / "_srl_plugin_base.yaml").read_text()
+    keys = sorted(set(re.findall(r"\$\{srl_standalone:([A-Za-z0-9_.]+)\}", text)))
+    assert "optimizer.lr" in keys and "model" not in keys
+    for method in METHODS:
+        for dataset in DATASETS:
+            config = standalone.standalone_config(f"{method}/{dataset}")
+            for key in keys:
+                assert OmegaConf.select(config, key, default="<absent>") != "<absent>", f"{method}/{dataset}: {key}"
+
+
+# --- resolver and standalone builders ----------------------------------------------------------------
+
+
+def test_standalone_values_match_the_standalone_composition() -> None:
+    with initialize_config_dir(config_dir=str(importlib.resources.files("srl_plugin") / "configs"), version_base=None):
+        expected = compose("train", overrides=["experiment=srl/movi_c", "optimizer.lr=0.001"])
+    assert standalone.standalone_value("srl/movi_c", "optimizer.lr", ["optimizer.lr=0.001"]) == 0.001
+    assert standalone.standalone_value("srl/movi_c", "model") == OmegaConf.to_container(expected.model, resolve=True)
+    assert standalone.standalone_value("srl/movi_c", "scheduler.decay_steps") == expected.trainer.max_steps
+    with pytest.raises(KeyError, match="no key 'optimizer.nope'"):
+        standalone.standalone_value("srl/movi_c", "optimizer.nope")
+    with pytest.raises(ValueError, match="Hydra override strings"):
+        standalone.standalone_value("srl/movi_c", "optimizer.lr", "optimizer.lr=0.1")
+
+
+def test_resolver_reads_the_experiment_named_in_the_config() -> None:
+    standalone.register_resolver()
+    config = OmegaConf.create({
+        "experiment": {"srl": {"name": "slotcontrast/movi_e", "overrides": ["model.num_slots=9"]}},
+        "slots": "${srl_standalone:model.num_slots}",
+        "lr": "${srl_standalone:optimizer.lr}",
+    })
+    assert config.slots == 9
+    assert config.lr == standalone.standalone_value("slotcontrast/movi_e", "optimizer.lr")
+    with pytest.raises(Exception, match="needs experiment.srl.name"):
+        OmegaConf.create({"x": "${srl_standalone:optimizer.lr}"}).x
+
+
+def test_standalone_composition_leaves_a_running_hydra_app_intact() -> None:
+    configs = str(importlib.resources.files("srl_plugin") / "configs")
+    with initialize_config_dir(config_dir=configs, version_base=None):
+        running = GlobalHydra.instance().hydra
+        standalone.standalone_config("videosaur/ytvis2021", ["seed=123"])
+        assert GlobalHydra.instance().hydra is running
+        assert compose("train", overrides=["experiment=srl/synthetic"]).method == "srl"
+
+
+def test_build_model_uses_the_standalone_model_node() -> None:
+    overrides = ["model.num_slots=4"]
+    model = standalone.build_model("srl/synthetic", overrides)
+    assert isinstance(model, SRLModel) and model.num_slots == 4
+    assert model.loss_weights["loss_sc"] == standalone.standalone_value("srl/synthetic", "model.sc_weight")
+
+
+def test_relative_data_root_is_taken_from_the_start_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert standalone._absolute_data_root("data/x") == str(tmp_path / "data" / "x")
+    assert standalone._absolute_data_root("/abs/x") == "/abs/x"
+
+
+# --- adapters ---------------------------------------------------------------------------------------
+
+
+def tiny_srl(**kwargs) -> SRLModel:
+    defaults = dict(backbone=None, feature_dim=16, num_slots=3, slot_dim=8, num_patches=16,
+                    decoder_hidden_dims=(16,), topk_enc=2, redundancy_k=2, group_frames=2)
+    return SRLModel(**{**defaults, **kwargs})
+
+
+def test_method_model_returns_the_models_outputs_and_weighted_losses() -> None:
+    torch.manual_seed(0)
+    model = tiny_srl(dec_window={"start": 0, "end": None, "start_inclusive": False, "end_inclusive": False})
+    adapter = MethodModel(model)
+    features = torch.randn(2, 4, 16, 16)
+    out = adapter(backbone_features=features, global_step=5)
+    torch.manual_seed(0)
+    reference = tiny_srl(dec_window={"start": 0, "end": None, "start_inclusive": False, "end_inclusive": False})
+    expected = reference.forward_features(features)
+    expected_losses = reference.compute_losses(expected, global_step=5)
+    torch.testing.assert_close(out["slots"], expected["slots"])
+    torch.testing.assert_close(out["eval_masks"], reference.eval_masks(expected))
+    assert out["mask_grid"].shape == (2, 4, 3, 4, 4)
+    torch.testing.assert_close(out["mask_grid"].flatten(-2), out["eval_masks"])
+    assert set(out["weighted_losses"]) == set(reference.active_losses(5)) == {"loss_recon", "loss_sc", "loss_reg", "loss_cl_dec"}
+    torch.testing.assert_close(sum(out["weighted_losses"].values()), expected_losses["total"])
+    assert out["loss_names"] == ("loss_recon", "loss_sc", "loss_reg", "loss_cl_dec", "loss_cl_enc")
+
+
+def test_method_model_needs_frames_or_features_and_a_method_model() -> None:
+    with pytest.raises(ValueError, match="neither video nor backbone_features"):
+        MethodModel(tiny_srl())()
+    with pytest.raises(TypeError, match="lacks"):
+        MethodModel(torch.nn.Linear(2, 2))
+
+
+def test_loss_term_picks_its_term_or_zero_outside_its_window() -> None:
+    weighted = {"loss_recon": torch.tensor(2.0), "loss_sc": torch.tensor(0.5)}
+    names = ("loss_recon", "loss_sc", "loss_reg")
+    assert LossTerm("loss_sc")(weighted, names).item() == 0.5
+    zero = LossTerm("loss_reg")(weighted, names)
+    assert zero.shape == () and zero.item() == 0.0
+    with pytest.raises(ValueError, match="not a loss of the model"):
+        LossTerm("loss_typo")(weighted, names)
+
+
+@pytest.mark.parametrize("ocl_metric, metric", [
+    (VideoARI, metrics.VideoARI), (ImageARI, metrics.ImageARI), (VideoMBO, metrics.VideoMBO), (ImageMBO, metrics.ImageMBO),
+])
+def test_soft_mask_metrics_equal_the_plugin_metrics_on_hard_masks(ocl_metric, metric) -> None:
+    generator = torch.Generator().manual_seed(1)
+    soft = torch.rand(2, 3, 4, 16, generator=generator).softmax(dim=2)
+    labels = torch.randint(0, 3, (2, 3, 8, 8), generator=generator)
+    true = torch.nn.functional.one_hot(labels, 3).permute(0, 1, 4, 2, 3).float()
+    ours, reference = ocl_metric(), metric()
+    ours.update(soft, true)
+    reference.update(metrics.hard_masks_from_soft(soft, (8, 8)), true)
+    assert not math.isnan(ours.compute().item())
+    torch.testing.assert_close(ours.compute(), reference.compute())
+    with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
+        ours.update(soft, true[:, 0])
+
+
+def test_batch_size_is_added_to_every_batch() -> None:
+    batches = [{"video": torch.zeros(3, 2, 3, 4, 4)}, {"backbone_features": torch.zeros(5, 2, 4, 8)}]
+    loader = BatchSizeLoader(batches)
+    assert len(loader) == 2
+    assert [batch["batch_size"] for batch in loader] == [3, 5]
+    with pytest.raises(KeyError, match="none of"):
+        add_batch_size({"masks": torch.zeros(1)})
+
+
+def test_lr_schedule_is_the_standalone_schedule_in_ocl_form() -> None:
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    out = exp_decay_with_warmup(optimizer, warmup_steps=3, decay_steps=10, decay_rate=0.5)
+    assert out["lr_scheduler"]["interval"] == "step"
+    scheduler = out["lr_scheduler"]["scheduler"]
+    for step in range(8):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(exp_decay_with_warmup_factor(step, 3, 10, 0.5))
+        optimizer.step()
+        scheduler.step()
+
+
+# --- compat -----------------------------------------------------------------------------------------
+
+
+def test_compat_does_nothing_without_ocl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "ocl", raising=False)
+    assert compat.apply_if_ocl_loaded() == []
+    assert "ocl" not in sys.modules
+
+
+def test_module_alias_adds_attributes_and_forwards_the_rest() -> None:
+    alias = compat._ModuleWithAliases(math, NaN=float("nan"))
+    assert math.isnan(alias.NaN) and alias.pi == math.pi and not hasattr(math, "NaN")
