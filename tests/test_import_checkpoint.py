@@ -6,11 +6,12 @@ import torch
 from omegaconf import OmegaConf
 
 from srl_plugin.cache.config import compose_experiment
-from srl_plugin.inference import import_official_checkpoint, load_checkpoint_model, read_checkpoint
+from srl_plugin.inference import import_official_checkpoint, load_checkpoint_model
 from srl_plugin.inference.cli_import import main
 from srl_plugin.interop import model_from_official_state_dict, official_state_dict_from_model
 from srl_plugin.interop.videosaur import official_videosaur_state_dict_from_model
 from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, VideoSAURModel
+from srl_plugin.training.checkpoints import load_model, read_checkpoint
 
 OUTPUTS = ("features", "slots", "grouping_masks", "redundancy_attn", "decoder_masks", "reconstruction")
 RTOL = 1e-5  # as tests/test_interop.py: the reference was stored in float32
@@ -136,7 +137,7 @@ def test_backbone_weights_travel_into_the_checkpoint(tmp_path) -> None:
     assert "model.backbone.model.blocks.0.attn.qkv.weight" in checkpoint["state_dict"]
     backbone_config = checkpoint["hyper_parameters"]["config"]["model"]["backbone"]
     assert backbone_config["model_kwargs"] == {"img_size": 56, "depth": 1, "embed_dim": 384, "num_heads": 6}
-    model, _ = load_checkpoint_model(tmp_path / "ours.ckpt")
+    model, _ = load_model(tmp_path / "ours.ckpt")
     video = torch.randn(1, 3, 3, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(model(video)["decoder_masks"], original(video)["decoder_masks"], rtol=0, atol=0)
@@ -157,7 +158,7 @@ def test_videosaur_checkpoint_round_trips_through_the_official_layout(tmp_path) 
         assert key in official, key
     torch.save({"state_dict": official}, tmp_path / "videosaur.ckpt")
     assert main([str(tmp_path / "videosaur.ckpt"), str(tmp_path / "ours.ckpt"), "--preset", "movi_c"]) == 0
-    model, config = load_checkpoint_model(tmp_path / "ours.ckpt")
+    model, config = load_model(tmp_path / "ours.ckpt")
     assert isinstance(model, VideoSAURModel) and config.method == "videosaur"
     assert config.model.similarity_temperature == 0.075 and config.model.backbone.return_keys
     video = torch.randn(1, 3, 3, 16, 16)

@@ -198,9 +198,9 @@ def test_bad_inputs_give_clear_errors(tiny_checkpoint, inputs, reference_dir, tm
     reference = torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
     torch.save({"state_dict": reference["state_dict"]}, official)
     assert main([str(inputs["folder"]), "--checkpoint", str(official), "--out", out]) == 1
-    assert "convert it first" in capsys.readouterr().err
+    assert "srl-import-checkpoint" in capsys.readouterr().err
     assert main([str(inputs["folder"]), "--checkpoint", str(tmp_path / "notes.txt"), "--out", out]) == 1
-    assert "could not be read" in capsys.readouterr().err
+    assert "not a readable torch checkpoint" in capsys.readouterr().err
 
 
 def test_checkpoint_without_backbone_weights_says_so(inputs, reference_dir, tmp_path, capsys) -> None:

@@ -1,5 +1,5 @@
 """Official checkpoint import and streaming inference on a user's video (docs/INFERENCE.md)."""
-from srl_plugin.inference.checkpoint import build_model, load_checkpoint_model, read_checkpoint
+from srl_plugin.inference.checkpoint import build_model, load_checkpoint_model
 from srl_plugin.inference.importer import build_from_official, checkpoint_dict, import_official_checkpoint
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.predict import (
@@ -25,7 +25,6 @@ __all__ = [
     "mask_grid",
     "open_videos",
     "overlay_masks",
-    "read_checkpoint",
     "run_inference",
     "slot_ids_from_soft",
     "slot_palette",
