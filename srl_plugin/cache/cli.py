@@ -22,6 +22,7 @@ from srl_plugin.cache.experiment import (
     build_backbone,
     cache_dir,
     check_cacheable,
+    data_root,
     experiment_name,
     expected_fingerprint,
     shard_readers,
@@ -55,13 +56,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = compose_experiment(args.experiment, args.overrides)
     splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
     check_cacheable(config, splits)
-    if config.data.get("synthetic", False):
+    synthetic = OmegaConf.select(config, "data.synthetic", default=None)
+    if synthetic is not None:
         from srl_plugin.data.synthetic import ensure_synthetic_dataset
 
-        ensure_synthetic_dataset(config.data.root)
+        ensure_synthetic_dataset(data_root(config), **OmegaConf.to_container(synthetic, resolve=True))
     target = cache_dir(config)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    num_workers = int(config.data.get("num_workers", 0) or 0) if args.num_workers is None else args.num_workers
+    num_workers = int(OmegaConf.select(config, "data.num_workers", default=0) or 0)
+    num_workers = num_workers if args.num_workers is None else args.num_workers
     print(f"feature cache of {experiment_name(config)}: {target}", flush=True)
 
     backbone = build_backbone(config)
@@ -79,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for split in splits:
         info = meta["splits"][split]
         print(f"{split}: {info['num_videos']} videos in {len(info['shards'])} shards", flush=True)
-    print(f"done: {target}\ntrain from it with: srl-train experiment={experiment_name(config)} features=cached "
-          f"cache.dir={target}", flush=True)
+    overrides = " ".join(args.overrides)
+    print(f"done: {target}\ntrain from it with: srl-train experiment={experiment_name(config)} {overrides} "
+          f"features=cached cache.dir={target}", flush=True)
 
 
 if __name__ == "__main__":

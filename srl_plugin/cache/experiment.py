@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,12 +44,23 @@ def dataset_type(config: DictConfig) -> str:
     return str(kind)
 
 
+def data_root(config: DictConfig) -> Path | None:
+    """`data.root`, else $SRL_DATA_ROOT, else None (as the video pipeline resolves it)."""
+    from srl_plugin.data.shards import resolve_root
+
+    root = OmegaConf.select(config, "data.root", default=None)
+    return resolve_root(None if root is None else str(root))
+
+
 def cache_dir(config: DictConfig) -> Path:
-    """`cache.dir`, or `<data.root>/feature_cache/<method>-<dataset>` when it is not set."""
+    """`cache.dir`, or `<data root>/feature_cache/<method>-<dataset>` when it is not set."""
     configured = OmegaConf.select(config, "cache.dir", default=None)
     if configured:
         return Path(str(configured)).expanduser()
-    return Path(str(config.data.root)).expanduser() / DEFAULT_CACHE_SUBDIR / f"{config.method}-{config.dataset}"
+    root = data_root(config)
+    if root is None:
+        raise ValueError("the feature cache needs cache.dir, or data.root / $SRL_DATA_ROOT to place it under")
+    return root / DEFAULT_CACHE_SUBDIR / f"{config.method}-{config.dataset}"
 
 
 def flip_enabled(config: DictConfig) -> bool:
@@ -86,14 +98,21 @@ def transform_fingerprint(config: DictConfig) -> dict[str, Any]:
 
 
 def build_backbone(config: DictConfig) -> Any:
-    """The config's frozen backbone (`model.backbone`), built on its own."""
+    """The config's frozen backbone (`model.backbone`), built on its own.
+
+    A randomly initialised backbone (tests, synthetic demo) gets the weights that `srl-train` gives it:
+    the torch generator is seeded with `seed` right before construction, as `srl-train` does before it builds
+    the model (whose first part is the backbone). The caller's generator state is left untouched.
+    """
     node = OmegaConf.select(config, "model.backbone", default=None)
     if node is None:
         raise ValueError(
             f"experiment {experiment_name(config)} has no model.backbone; the feature cache needs the "
             "frozen backbone that the model would run"
         )
-    return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(OmegaConf.select(config, "seed", default=0) or 0))
+        return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)))
 
 
 def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dict[str, Any]:
@@ -101,23 +120,11 @@ def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dic
     return cache_fingerprint(backbone if backbone is not None else build_backbone(config), transform_fingerprint(config))
 
 
-def resolve_shards(pattern: Any, root: str | Path) -> tuple[str, ...]:
-    """Expand a shard spec (brace pattern, or list of patterns) relative to `root` into file paths."""
-    import braceexpand
+def resolve_shards(config: DictConfig, split: str) -> tuple[str, ...]:
+    """The source shards of `split` ("train" / "val"): `data.<split>_shards` expanded under the data root."""
+    from srl_plugin.data.shards import expand_shards
 
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    shards: list[str] = []
-    for item in patterns:
-        for name in braceexpand.braceexpand(str(item)):
-            path = Path(name).expanduser()
-            shards.append(str(path if path.is_absolute() else Path(str(root)).expanduser() / path))
-    missing = [shard for shard in shards if not Path(shard).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} of {len(shards)} source shards do not exist (first: {missing[0]}); "
-            "set data.root to the folder that holds the shards"
-        )
-    return tuple(shards)
+    return tuple(expand_shards(str(config.data[f"{split}_shards"]), data_root(config)))
 
 
 def split_plans(config: DictConfig, splits: tuple[str, ...] = ("train", "val"), clips_per_batch: int = 8) -> list[SplitPlan]:
@@ -127,7 +134,7 @@ def split_plans(config: DictConfig, splits: tuple[str, ...] = ("train", "val"), 
     for split in splits:
         if split not in ("train", "val"):
             raise ValueError(f"unknown split {split!r}; choose train and/or val")
-        shards = resolve_shards(config.data[f"{split}_shards"], config.data.root)
+        shards = resolve_shards(config, split)
         if split == "train":
             plans.append(SplitPlan("train", shards, int(config.data.chunk_size), flip_enabled(config), clips_per_batch))
         else:
@@ -147,14 +154,14 @@ def shard_readers(config: DictConfig) -> dict[str, ShardReader]:
 
     def read_train(shard: str) -> Iterator[SourceVideo]:
         for sample in iter_shard_samples(shard, dataset_type=kind):
-            yield SourceVideo(sample["__key__"], prepare_video(sample["video"], input_size))
+            yield SourceVideo(str(sample["__key__"]), prepare_video(sample["video"], input_size, kind))
 
     def read_val(shard: str) -> Iterator[SourceVideo]:
-        for sample in iter_shard_samples(shard, dataset_type=kind):
+        for sample in iter_shard_samples(shard, dataset_type=kind, require_segmentations=True):
             yield SourceVideo(
-                sample["__key__"],
-                prepare_video(sample["video"], input_size),
-                prepare_masks(sample["segmentations"], num_classes, mask_size).float(),
+                str(sample["__key__"]),
+                prepare_video(sample["video"], input_size, kind),
+                prepare_masks(sample["segmentations"], num_classes, mask_size, kind).float(),
             )
 
     return {"train": read_train, "val": read_val}
@@ -179,4 +186,5 @@ def build_cached_datamodule(config: DictConfig) -> CachedFeatureDataModule:
         num_workers=int(OmegaConf.select(data, "num_workers", default=0) or 0),
         seed=None if seed is None else int(seed),
         experiment=experiment_name(config),
+        val_size=OmegaConf.select(data, "val_size", default=None),
     )

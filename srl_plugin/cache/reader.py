@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 from srl_plugin.cache.format import decode_masks, decode_meta, feature_entry, from_npy_bytes
 from srl_plugin.cache.meta import CacheMismatchError, check_fingerprint, read_meta, split_info
 from srl_plugin.cache.speed import loader_kwargs
+from srl_plugin.cache.writer import cache_shard_path
 
 
 def _worker_rng(seed: int | None, epoch: int) -> random.Random:
@@ -112,6 +114,21 @@ def _decode_val(with_keys: bool, fingerprint_sha256: str, cache_dir: Path):
     return decode
 
 
+class _FirstVideos:
+    """Pipeline stage: keep only the first `limits[shard]` samples of each shard (`val_size`)."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self.limits = dict(limits)
+
+    def __call__(self, samples: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        seen: dict[str, int] = {}
+        for sample in samples:
+            url = sample["__url__"]
+            seen[url] = seen.get(url, 0) + 1
+            if seen[url] <= self.limits[url]:
+                yield sample
+
+
 def collate_videos(videos: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack validation videos; they must have the same frame count (else use a validation batch size of 1)."""
     lengths = {video["backbone_features"].shape[0] for video in videos}
@@ -130,6 +147,8 @@ class CachedFeatureDataModule(L.LightningDataModule):
     expected_fingerprint: `srl_plugin.cache.fingerprint(...)` of the run's backbone and transform; a cache
         with another fingerprint raises `CacheMismatchError` in `setup`.
     flip_prob: probability of the flipped orientation (the video pipeline's horizontal-flip probability).
+    val_size: evaluate only the first `val_size` validation videos in source-shard order (as the video
+        pipeline does); None evaluates all.
     """
 
     def __init__(
@@ -144,6 +163,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
         seed: int | None = None,
         experiment: str | None = None,
         pin_memory: bool | None = None,
+        val_size: int | None = None,
     ) -> None:
         super().__init__()
         self.cache_dir = Path(cache_dir)
@@ -156,6 +176,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
         self.seed = seed
         self.experiment = experiment
         self.pin_memory = pin_memory
+        self.val_size = None if val_size is None else int(val_size)
         self.meta: dict[str, Any] | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -181,8 +202,19 @@ class CachedFeatureDataModule(L.LightningDataModule):
         return self.meta
 
     def _shards(self, split: str) -> list[str]:
+        """Cache shards of `split` in the order of their source shards."""
         info = split_info(self._meta, split, self.cache_dir)
-        return [str(self.cache_dir / split / name) for name in info["shards"]]
+        return [str(cache_shard_path(self.cache_dir, split, source)) for source in info["source_shards"]]
+
+    def _val_limits(self) -> dict[str, int]:
+        """Videos to read from each validation shard so that the first `val_size` videos are evaluated."""
+        counts = split_info(self._meta, "val", self.cache_dir)["shards"]
+        remaining = sys.maxsize if self.val_size is None else self.val_size
+        limits = {}
+        for shard in self._shards("val"):
+            limits[shard] = min(remaining, counts[Path(shard).name])
+            remaining -= limits[shard]
+        return limits
 
     def _loader(self, pipeline: wds.DataPipeline) -> DataLoader:
         return DataLoader(pipeline, batch_size=None, **loader_kwargs(self.num_workers, self.pin_memory))
@@ -205,6 +237,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
             wds.split_by_node,
             wds.split_by_worker,
             wds.tarfile_to_samples(),
+            _FirstVideos(self._val_limits()),
             wds.map(_decode_val(self.with_keys, self._meta["fingerprint_sha256"], self.cache_dir)),
             wds.batched(self.val_batch_size, collation_fn=collate_videos, partial=True),
         )

@@ -203,7 +203,7 @@ def write_split(
                 os.replace(temporary, final)
                 counts[final.name] = videos
                 finished += 1
-                bar.set_description(f"caching {plan.split} ({finished}/{len(pending)} shards)")
+                bar.set_description_str(f"caching {plan.split} ({finished}/{len(pending)} shards)")
                 if on_shard_done is not None:
                     on_shard_done(final.name, videos)
                 continue
