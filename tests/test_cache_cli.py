@@ -105,3 +105,20 @@ def test_ytvis_training_clips_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="random square crops"):
         check_cacheable(config, ("train", "val"))
     check_cacheable(config, ("val",))
+
+
+def test_srl_train_runs_from_the_cache(built, tmp_path: Path) -> None:
+    from srl_plugin.training.cli_train import train
+
+    root, _ = built
+    config = compose_experiment("srl/synthetic", [
+        *overrides(root), "features=cached", f"output_dir={tmp_path / 'run'}", "trainer.max_steps=2",
+        "trainer.val_check_interval=2", "scheduler.warmup_steps=1", "trainer.enable_progress_bar=false",
+        "evaluation.log_images=false",
+    ])
+    output_dir = train(config)
+    (metrics,) = list((output_dir / "csv").rglob("metrics.csv"))
+    header, *rows = metrics.read_text().splitlines()
+    assert "val/video_fg_ari" in header
+    assert any(row.split(",")[header.split(",").index("val/num_videos")] == "2.0" for row in rows)
+    assert (output_dir / "checkpoints").is_dir()
