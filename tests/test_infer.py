@@ -214,3 +214,46 @@ def test_checkpoint_without_backbone_weights_says_so(inputs, reference_dir, tmp_
     assert main([str(inputs["folder"]), "--checkpoint", str(converted), "--out", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
     assert "holds no backbone weights" in error and "with_backbone=False" in error
+
+
+def test_webm_input(tiny_checkpoint, video, tmp_path) -> None:
+    path, model = tiny_checkpoint
+    webm = tmp_path / "clip.webm"
+    with av.open(str(webm), mode="w") as container:
+        stream = container.add_stream("libvpx-vp9", rate=10)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in video:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert main([str(webm), "--checkpoint", str(path), "--out", str(tmp_path / "out"), "--window", "2"]) == 0
+    _check_outputs(tmp_path / "out", model)
+
+
+def test_frames_are_read_window_by_window(tiny_checkpoint, tmp_path, monkeypatch) -> None:
+    """Streaming: the reader is never more than one window ahead of what has been written (bounded memory)."""
+    from srl_plugin.inference import VideoSource, infer_video
+    from srl_plugin.inference.writers import OverlayWriter
+
+    _, model = tiny_checkpoint
+    window, total = 4, 30
+    written = {"frames": 0}
+    original_write = OverlayWriter.write
+
+    def counting_write(self, frame):
+        written["frames"] += 1
+        original_write(self, frame)
+
+    def frames():
+        for index in range(total):
+            assert index - written["frames"] <= window, "the reader ran ahead of the writer"
+            yield np.full((HEIGHT, WIDTH, 3), index * 8, dtype=np.uint8)
+
+    monkeypatch.setattr(OverlayWriter, "write", counting_write)
+    source = VideoSource("long", None, 10.0, frames)
+    result = infer_video(model, source, tmp_path / "out", window=window, write_mp4=False, gif_frames=5, progress=False)
+    assert result.num_frames == total == written["frames"]
+    assert np.load(tmp_path / "out" / "masks.npz")["slot_ids"].shape == (total, HEIGHT, WIDTH)
+    with Image.open(tmp_path / "out" / "overlay.gif") as gif:
+        assert gif.n_frames == 5

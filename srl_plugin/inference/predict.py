@@ -71,9 +71,12 @@ def stream_windows(
 
 
 def slot_ids_from_soft(soft_masks: torch.Tensor, patch_grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``(T, K, N)`` soft masks -> ``(T, H, W)`` slot ids: bilinear upsampling then argmax (METHODS.md §1.10)."""
-    grid = soft_masks.reshape(soft_masks.shape[0], soft_masks.shape[1], *patch_grid)
-    return F.interpolate(grid.float(), size=size, mode="bilinear", align_corners=False).argmax(dim=1)
+    """``(T, K, N)`` soft masks -> ``(T, H, W)`` slot ids: bilinear upsampling then argmax (METHODS.md §1.10),
+    one frame at a time so that large frames stay cheap."""
+    grid = soft_masks.reshape(soft_masks.shape[0], soft_masks.shape[1], *patch_grid).float()
+    return torch.cat(
+        [F.interpolate(frame, size=size, mode="bilinear", align_corners=False).argmax(dim=1) for frame in grid.split(1)]
+    )
 
 
 def resolve_device(device: str) -> torch.device:
