@@ -304,8 +304,8 @@ class VideoDataModule(L.LightningDataModule):
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
-    def _loader(self, pipeline: wds.DataPipeline) -> DataLoader:
-        return DataLoader(pipeline, batch_size=None, **loader_kwargs(self.num_workers))
+    def _loader(self, pipeline: wds.DataPipeline, prefetch_factor: int) -> DataLoader:
+        return DataLoader(pipeline, batch_size=None, **loader_kwargs(self.num_workers, prefetch_factor=prefetch_factor))
 
     def _train_transform(self) -> Callable[[dict[str, Any], random.Random], dict[str, Any]]:
         return functools.partial(train_item, chunk_size=self.chunk_size, input_size=self.input_size,
@@ -327,7 +327,7 @@ class VideoDataModule(L.LightningDataModule):
             _Shuffle(self.shuffle_buffer, self.seed, rank),
             wds.batched(self.batch_size, collation_fn=collate_train, partial=False),
         )
-        return self._loader(pipeline)
+        return self._loader(pipeline, prefetch_factor=4)
 
     def val_dataloader(self) -> DataLoader:
         """Finite, deterministic validation batches (this rank's share of the videos)."""
@@ -342,6 +342,7 @@ class VideoDataModule(L.LightningDataModule):
                           self.bad_samples["validation"], self.seed, rank, limits),
             wds.batched(self.val_batch_size, collation_fn=collate_val, partial=True),
         )
-        return self._loader(pipeline)
+        # one-hot masks are large (16 MOVi videos at 336 px: 1.9 GB), so each worker prefetches only 2 batches
+        return self._loader(pipeline, prefetch_factor=2)
 
 

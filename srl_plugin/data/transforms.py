@@ -148,5 +148,5 @@ def prepare_masks(segmentations: np.ndarray, num_classes: int, mask_size: int,
             f"segmentation id {largest} does not fit num_classes={num_classes} (ids 0..{num_classes - 1}; "
             "MOVi-C uses 11, MOVi-E 24): raise num_classes"
         )
-    ids = _resize_nearest(masks.float(), mask_size).long()[:, 0]
-    return F.one_hot(ids, num_classes).permute(0, 3, 1, 2).float()
+    ids = _resize_nearest(masks.float(), mask_size).long()
+    return torch.zeros((ids.shape[0], num_classes, *ids.shape[-2:]), dtype=torch.float32).scatter_(1, ids, 1.0)
