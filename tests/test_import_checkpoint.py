@@ -169,3 +169,12 @@ def test_videosaur_checkpoint_round_trips_through_the_official_layout(tmp_path) 
         theirs = original(video)
     for name in ("slots", "decoder_masks", "reconstruction"):
         torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0)
+
+
+def test_destination_may_be_a_run_directory(official_ckpt, reference, tmp_path) -> None:
+    run_dir = tmp_path / "runs" / "srl_official"
+    written = import_official_checkpoint(official_ckpt, run_dir)
+    assert written == run_dir / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(run_dir)["hyper_parameters"]["config"]["output_dir"] == str(run_dir)
+    model, _ = load_checkpoint_model(run_dir, with_backbone=False)
+    assert model.num_slots == 11

@@ -18,7 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("source", help="official Lightning .ckpt")
-    parser.add_argument("destination", help="where to write the converted checkpoint (.ckpt)")
+    parser.add_argument(
+        "destination",
+        help="a .ckpt file, or a run directory (then DST/checkpoints/last.ckpt, which srl-eval and srl-infer accept as DST)",
+    )
     parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys")
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
     return parser

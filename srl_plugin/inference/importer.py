@@ -25,6 +25,7 @@ from srl_plugin.interop.videosaur import (
     videosaur_model_from_official_state_dict,
     videosaur_model_kwargs,
 )
+from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, LAST_CHECKPOINT
 
 METHODS = ("srl", "slotcontrast", "videosaur")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
@@ -167,11 +168,17 @@ def import_official_checkpoint(
 ) -> Path:
     """Converts the official checkpoint ``source`` and writes ours to ``destination`` (parents created).
 
+    ``destination`` is a ``.ckpt`` file, or else a run directory: the checkpoint then goes to
+    ``<destination>/checkpoints/last.ckpt`` (where ``srl-train`` keeps it, so ``srl-eval`` / ``srl-infer``
+    take the directory) and the config's ``output_dir`` names that directory.
     Returns the written path. See :func:`build_from_official` for the errors.
     """
     state_dict, global_step = read_official_state_dict(source)
     model, config = build_from_official(state_dict, method=method, preset=preset)
     destination = Path(destination)
+    if destination.suffix != ".ckpt":
+        config["output_dir"] = str(destination)
+        destination = destination / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
     destination.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint_dict(model, config, global_step), destination)
     return destination
