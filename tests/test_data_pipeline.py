@@ -5,6 +5,7 @@ import itertools
 import random
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -276,3 +277,35 @@ def _read_first_video(path: Path) -> np.ndarray:
     from srl_plugin.data import iter_shard_samples
 
     return next(iter_shard_samples(str(path), dataset_type="ytvis"))["video"]
+
+
+class _Recorder(L.LightningModule):
+    """Trains one scalar on the clips and records the training shapes and validation keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.val_keys: list[str] = []
+        self.train_shapes: list[tuple[int, ...]] = []
+
+    def training_step(self, batch, batch_idx):
+        self.train_shapes.append(tuple(batch["video"].shape))
+        return (batch["video"].mean() - self.weight) ** 2
+
+    def validation_step(self, batch, batch_idx):
+        assert batch["masks"].shape[:2] == batch["video"].shape[:2]
+        self.val_keys += batch["__key__"]
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_lightning_trainer_runs_the_streams(tmp_path: Path) -> None:
+    datamodule = make_datamodule(tmp_path / "data", num_workers=1)
+    module = _Recorder()
+    trainer = L.Trainer(max_steps=3, val_check_interval=3, check_val_every_n_epoch=None, accelerator="cpu",
+                        devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.train_shapes == [(4, 4, 3, 16, 16)] * 3
+    assert sorted(module.val_keys) == [f"{i:04d}" for i in range(7)]
