@@ -1,0 +1,127 @@
+"""The OCL front door inside OCL: composition through OCL's ``training_config``, ``ocl_train`` + ``ocl_eval``
+on the synthetic data, and the runtime compatibility fixes. Skipped when OCL is not importable (docs/OCL.md
+describes the environment these tests were run in).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ocl = pytest.importorskip("ocl", reason="OCL (object-centric-learning-framework) is not installed; see docs/OCL.md")
+ocl_train_module = pytest.importorskip("ocl.cli.train")
+
+import hydra  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from srl_plugin import metrics  # noqa: E402
+from srl_plugin.ocl import compat, standalone  # noqa: E402
+
+pytestmark = pytest.mark.ocl
+
+METHODS = ("srl", "slotcontrast", "videosaur")
+DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
+OCL_CONFIGS = Path(ocl_train_module.__file__).resolve().parents[2] / "configs"
+SCRIPTS = Path(sys.executable).parent
+TINY_OVERRIDES = ["data.batch_size=4", "data.val_batch_size=4", "data.val_size=8", "data.synthetic.train_videos=16",
+                  "data.synthetic.val_videos=8"]
+TINY_DATA = "[" + ",".join(f"'{item}'" for item in TINY_OVERRIDES) + "]"  # Hydra quotes values holding '='.
+METRIC_CLASSES = {"video_fg_ari": metrics.VideoARI, "image_fg_ari": metrics.ImageARI,
+                  "video_mbo": metrics.VideoMBO, "image_mbo": metrics.ImageMBO}
+
+
+def compose_ocl(experiment: str, *overrides: str):
+    if not (OCL_CONFIGS / "__init__.py").is_file():
+        pytest.skip(f"OCL's configs folder is not at {OCL_CONFIGS}; install OCL editable (docs/OCL.md)")
+    with hydra.initialize_config_dir(config_dir=str(OCL_CONFIGS), version_base="1.1"):
+        return hydra.compose("training_config", overrides=[f"+experiment={experiment}", *overrides])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_experiment_composes_in_ocl_with_the_standalone_hyperparameters(method: str, dataset: str) -> None:
+    config = compose_ocl(f"{method}/{dataset}")
+    name = f"{method}/{dataset}"
+    assert config.experiment.srl.name == name
+    assert config.models.method._target_ == "routed.srl_plugin.ocl.modules.MethodModel"
+    assert config.optimizers.opt0.optimizer.lr == standalone.standalone_value(name, "optimizer.lr")
+    assert config.trainer.max_steps == standalone.standalone_value(name, "trainer.max_steps")
+    assert config.trainer.gradient_clip_val == standalone.standalone_value(name, "trainer.gradient_clip_val")
+    assert config.evaluation_metrics.video_fg_ari.ignore_background == standalone.standalone_value(
+        name, "evaluation.ignore_background")
+    OmegaConf.to_container(config.optimizers, resolve=True)
+    OmegaConf.to_container(config.trainer, resolve=True)
+
+
+def test_experiment_instantiates_with_ocl_components() -> None:
+    config = compose_ocl("srl/synthetic", "trainer.max_steps=2", f"experiment.srl.overrides={TINY_DATA}")
+    model = ocl_train_module.build_model_from_config(config)
+    assert type(model).__name__ == "CombinedModel"
+    assert set(model.losses) == {"loss_recon", "loss_sc", "loss_reg", "loss_cl_dec", "loss_cl_enc"}
+    video = torch.randn(2, 3, 3, 64, 64)
+    outputs = model({"video": video, "batch_size": 2})
+    total, logged = model._compute_losses(outputs)
+    method = outputs["method"]
+    torch.testing.assert_close(total, sum(method["weighted_losses"].values()))
+    assert logged["train/loss_cl_dec"].item() == 0.0  # outside its window at step 0
+
+
+def run_script(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SRL_DATA_ROOT": str(cwd / "data"), "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run([str(SCRIPTS / name), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.mark.slow
+def test_ocl_train_then_ocl_eval_reports_the_plugin_metrics(tmp_path: Path) -> None:
+    run_script("ocl_train", ["+experiment=srl/synthetic", "trainer.max_steps=2",
+                             f"experiment.srl.overrides={TINY_DATA}"], tmp_path)
+    (run_dir,) = (tmp_path / "outputs" / "srl" / "synthetic").iterdir()
+    checkpoint = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    run_script("ocl_eval", [f"train_config_path={run_dir / 'config' / 'config.yaml'}"], tmp_path)
+    report = json.loads((run_dir / "metrics.json").read_text())["metrics"]["val"]
+
+    # The same weights scored by the plugin itself on the same validation videos.
+    overrides = [*TINY_OVERRIDES, f"data.root={tmp_path / 'data' / 'synthetic'}"]
+    model = standalone.build_model("srl/synthetic", overrides)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    prefix = "models.method.model."
+    model.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+    model.eval()
+    scores = {name: cls(ignore_background=True) for name, cls in METRIC_CLASSES.items()}
+    datamodule = standalone.build_datamodule("srl/synthetic", overrides)
+    with torch.no_grad():
+        for batch in datamodule.val_dataloader():
+            soft = model.eval_masks(model(batch["video"]))
+            hard = metrics.hard_masks_from_soft(soft, tuple(batch["masks"].shape[-2:]))
+            for metric in scores.values():
+                metric.update(hard, batch["masks"])
+    for name, metric in scores.items():
+        assert report[name] == pytest.approx(metric.compute().item(), rel=1e-5, abs=1e-7), name
+    assert {"loss_recon", "loss_sc", "loss_total"} <= set(report)
+
+
+def test_compat_fixes_make_the_affected_ocl_parts_work() -> None:
+    import numpy
+
+    import ocl.preprocessing
+    import ocl.scheduling
+    import ocl.visualizations
+
+    applied = compat.apply_patches()
+    assert compat.apply_patches() == applied  # idempotent
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = ocl.scheduling.cosine_annealing_with_optional_warmup(optimizer, T_max=10, warmup_steps=2)
+    assert scheduler["lr_scheduler"]["interval"] == "step"
+    assert ocl.preprocessing.numpy.isnan(ocl.preprocessing.numpy.NaN)
+    assert numpy.pi == ocl.visualizations.np.math.pi
+    segmentation = ocl.visualizations.Segmentation(n_instances=1)
+    colours = segmentation._get_cmap(5)
+    assert len(colours) == 5 and all(len(colour) == 3 for colour in colours)
