@@ -178,3 +178,23 @@ def test_destination_may_be_a_run_directory(official_ckpt, reference, tmp_path) 
     assert read_checkpoint(run_dir)["hyper_parameters"]["config"]["output_dir"] == str(run_dir)
     model, _ = load_checkpoint_model(run_dir, with_backbone=False)
     assert model.num_slots == 11
+
+
+def test_videosaur_ytvis_settings_come_from_shapes_and_preset(tmp_path) -> None:
+    torch.manual_seed(0)
+    original = VideoSAURModel(
+        backbone=None, feature_dim=768, num_slots=7, slot_dim=64, num_patches=4, allocator_blocks=3,
+        renderer_dims=(16, 16, 16), reconstruct_features=True,
+    )
+    torch.save({"state_dict": official_videosaur_state_dict_from_model(original)}, tmp_path / "vs.ckpt")
+    import_official_checkpoint(tmp_path / "vs.ckpt", tmp_path / "ours.ckpt", preset="ytvis2021")
+    config = read_checkpoint(tmp_path / "ours.ckpt")["hyper_parameters"]["config"]
+    model_config = config["model"]
+    assert config["method"] == "videosaur" and model_config["reconstruct_features"] is True
+    assert model_config["allocator_blocks"] == 3 and model_config["renderer_dims"] == [16, 16, 16]
+    assert model_config["similarity_temperature"] == 0.25 and model_config["num_slots"] == 7
+    assert model_config["backbone"]["model_name"] == "vit_base_patch16_224.dino"
+    assert model_config["backbone"]["input_size"] == 32 and model_config["input_size"] == 32
+    model, _ = load_checkpoint_model(tmp_path / "ours.ckpt", with_backbone=False)
+    for key, value in original.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

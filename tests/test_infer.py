@@ -193,6 +193,9 @@ def test_bad_inputs_give_clear_errors(tiny_checkpoint, inputs, reference_dir, tm
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--checkpoint", str(path), "--out", out]) == 1
     assert "holds no frames" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([str(inputs["folder"]), "--checkpoint", str(path), "--out", out, "--device", "cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
 
     official = tmp_path / "official.ckpt"
     reference = torch.load(reference_dir / "srl_model_reference.pt", weights_only=True)
@@ -257,3 +260,13 @@ def test_frames_are_read_window_by_window(tiny_checkpoint, tmp_path, monkeypatch
     assert np.load(tmp_path / "out" / "masks.npz")["slot_ids"].shape == (total, HEIGHT, WIDTH)
     with Image.open(tmp_path / "out" / "overlay.gif") as gif:
         assert gif.n_frames == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_run_matches_cpu_run(tiny_checkpoint, inputs, tmp_path) -> None:
+    path, _ = tiny_checkpoint
+    for device in ("cpu", "cuda"):
+        assert main([str(inputs["folder"]), "--checkpoint", str(path), "--out", str(tmp_path / device), "--device", device]) == 0
+    cpu, gpu = (np.load(tmp_path / device / "masks.npz") for device in ("cpu", "cuda"))
+    np.testing.assert_allclose(gpu["soft_masks"], cpu["soft_masks"], atol=1e-4)
+    assert (gpu["slot_ids"] == cpu["slot_ids"]).mean() > 0.99
