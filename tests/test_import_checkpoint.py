@@ -198,3 +198,36 @@ def test_videosaur_ytvis_settings_come_from_shapes_and_preset(tmp_path) -> None:
     model, _ = load_checkpoint_model(tmp_path / "ours.ckpt", with_backbone=False)
     for key, value in original.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+def _state_dict_from_layout(path, skip_prefix=None) -> dict[str, torch.Tensor]:
+    """Zero tensors with the keys and shapes of an official checkpoint layout (.tsv: key, shape, dtype)."""
+    state = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape, _ = line.split("\t")
+        if skip_prefix is None or not key.startswith(skip_prefix):
+            state[key] = torch.zeros([int(size) for size in shape.split("x")])
+    return state
+
+
+def test_official_movi_c_layout_with_backbone_imports(reference_dir, tmp_path) -> None:
+    state = _state_dict_from_layout(reference_dir / "official_srl_movi_c_state_dict.tsv")
+    torch.save({"state_dict": state, "global_step": 100000}, tmp_path / "srl_movi_c.ckpt")
+    assert main([str(tmp_path / "srl_movi_c.ckpt"), str(tmp_path / "ours.ckpt"), "--preset", "movi_c"]) == 0
+    checkpoint = read_checkpoint(tmp_path / "ours.ckpt")
+    assert len(checkpoint["state_dict"]) == len(state)
+    config = checkpoint["hyper_parameters"]["config"]
+    assert config["model"]["num_patches"] == 576 and config["model"]["backbone"]["input_size"] == 336
+    assert config["model"]["backbone"]["model_kwargs"] == {"img_size": 518, "depth": 12, "embed_dim": 384, "num_heads": 6}
+
+
+def test_official_ytvis_layout_imports_and_other_presets_are_refused(reference_dir, tmp_path, capsys) -> None:
+    state = _state_dict_from_layout(reference_dir / "official_srl_ytvis2021_state_dict.tsv", "encoder.module.backbone.")
+    torch.save({"state_dict": state}, tmp_path / "srl_ytvis.ckpt")
+    assert main([str(tmp_path / "srl_ytvis.ckpt"), str(tmp_path / "ours.ckpt"), "--preset", "ytvis2021"]) == 0
+    config = read_checkpoint(tmp_path / "ours.ckpt")["hyper_parameters"]["config"]
+    assert (config["model"]["num_patches"], config["model"]["backbone"]["input_size"]) == (1369, 518)
+    assert main([str(tmp_path / "srl_ytvis.ckpt"), str(tmp_path / "bad.ckpt"), "--preset", "movi_c"]) == 1
+    assert "feature_dim: checkpoint 768, preset 384" in capsys.readouterr().err
