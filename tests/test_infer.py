@@ -270,3 +270,19 @@ def test_gpu_run_matches_cpu_run(tiny_checkpoint, inputs, tmp_path) -> None:
     cpu, gpu = (np.load(tmp_path / device / "masks.npz") for device in ("cpu", "cuda"))
     np.testing.assert_allclose(gpu["soft_masks"], cpu["soft_masks"], atol=1e-4)
     assert (gpu["slot_ids"] == cpu["slot_ids"]).mean() > 0.99
+
+
+def test_a_failing_video_leaves_no_partial_outputs(tiny_checkpoint, tmp_path) -> None:
+    from srl_plugin.inference import VideoSource, infer_video
+
+    _, model = tiny_checkpoint
+
+    def frames():
+        for index in range(6):
+            if index == 5:
+                raise ValueError("decoding clip.mp4 failed: corrupt packet")
+            yield np.full((HEIGHT, WIDTH, 3), 30 * index, dtype=np.uint8)
+
+    with pytest.raises(ValueError, match="corrupt packet"):
+        infer_video(model, VideoSource("clip", 6, 10.0, frames), tmp_path / "out", window=2, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -24,6 +25,7 @@ from srl_plugin.inference.checkpoint import load_checkpoint_model
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
+
 
 def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
     """The part of ``(T, H, W, 3)`` frames the model sees: YT-VIS configs take the central square of side
@@ -173,17 +175,19 @@ def infer_video(
                     grid_rows[2].append(ids[offset])
             start += len(frames)
             bar.update(len(frames))
+        if start == 0:
+            raise ValueError(f"{source.name}: the input holds no frames")
+    except BaseException:
+        npz.discard()
+        overlay.discard()
+        raise
     finally:
         bar.close()
-    if start == 0:
-        raise ValueError(f"{source.name}: the input holds no frames")
     npz.append("fps", np.asarray([source.fps], dtype=np.float32))
     files = [npz.close()]
     np.save(out_dir / "slots.npy", np.concatenate(slots))
     files.append(out_dir / "slots.npy")
     files += overlay.close()
-    from PIL import Image
-
     Image.fromarray(mask_grid(*grid_rows, palette)).save(out_dir / "mask_grid.png")
     files.append(out_dir / "mask_grid.png")
     return InferenceResult(out_dir, files, start, time.perf_counter() - started)

@@ -39,16 +39,19 @@ def _natural_key(path: Path) -> list[object]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _require_av():
+def require_av():
+    """The ``av`` module, or an ImportError that says how to install it."""
     try:
         import av
     except ImportError as error:
-        raise ImportError("reading .mp4/.webm needs PyAV: pip install 'srl-plugin[video]' (or pip install av)") from error
+        raise ImportError(
+            "reading or writing .mp4/.webm needs PyAV: pip install 'srl-plugin[video]' (or pip install av)"
+        ) from error
     return av
 
 
 def _video_file(path: Path) -> VideoSource:
-    av = _require_av()
+    av = require_av()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

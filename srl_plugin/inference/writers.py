@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from srl_plugin.inference.video_io import require_av
+
 _COPY_CHUNK = 1 << 22
 
 
@@ -37,6 +39,11 @@ class StreamingNpzWriter:
         with open(self._dir / name, "ab") as raw:
             raw.write(chunk.tobytes())
         self._arrays[name] = (dtype, tail, length + chunk.shape[0])
+
+    def discard(self) -> None:
+        """Drops everything appended so far (after a failed run); no ``.npz`` is written."""
+        shutil.rmtree(self._dir, ignore_errors=True)
+        self._arrays.clear()
 
     def close(self) -> Path:
         """Writes the ``.npz`` and removes the temporary files; returns its path."""
@@ -73,8 +80,7 @@ class OverlayWriter:
         self._stream = None
 
     def _open_mp4(self, height: int, width: int) -> None:
-        import av
-
+        av = require_av()
         self._container = av.open(str(self.mp4_path), mode="w")
         self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1000))
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
@@ -84,10 +90,9 @@ class OverlayWriter:
     def write(self, frame: np.ndarray) -> None:
         """Adds one ``(H, W, 3)`` uint8 overlay frame."""
         if self.mp4_path is not None:
-            import av
-
             if self._container is None:
                 self._open_mp4(*frame.shape[:2])
+            av = require_av()
             padded = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
             for packet in self._stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
                 self._container.mux(packet)
@@ -95,6 +100,14 @@ class OverlayWriter:
             image = Image.fromarray(frame)
             image.thumbnail((self.gif_size, self.gif_size), Image.Resampling.NEAREST)
             self._gif.append(image)
+
+    def discard(self) -> None:
+        """Closes and deletes a partly written ``.mp4`` and drops the GIF frames (after a failed run)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self.mp4_path.unlink(missing_ok=True)
+        self._gif.clear()
 
     def close(self) -> list[Path]:
         """Finishes the files; returns those written."""
