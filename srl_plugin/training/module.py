@@ -191,6 +191,14 @@ class SlotVideoModule(L.LightningModule):
             self.image_dir.mkdir(parents=True, exist_ok=True)
             save_image(grid, self.image_dir / f"val_masks_step{self.global_step:08d}.png")
 
+    def on_train_start(self) -> None:
+        """Sets each LR to the schedule's value at the current step, so that a run resumed with another
+        ``trainer.max_steps`` (hence another decay span) uses the new schedule from its first step."""
+        for scheduler_config in self.trainer.lr_scheduler_configs:
+            scheduler = scheduler_config.scheduler
+            for group, base_lr, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base_lr * factor(scheduler.last_epoch)
+
     def configure_optimizers(self) -> dict[str, Any]:
         parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         optimizer = instantiate(self.config.optimizer)(parameters)
