@@ -1,0 +1,86 @@
+"""`srl-compare`: parsing metrics.json records and formatting the leaderboard as Markdown, CSV and JSON."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from srl_plugin.training import cli_compare
+from srl_plugin.training.leaderboard import PUBLISHED, leaderboard_rows, load_record, to_markdown
+
+
+def write_run(root: Path, name: str, method: str, dataset: str, ari: float, mbo: float, step: int = 300) -> Path:
+    run = root / name
+    run.mkdir()
+    record = {
+        "method": method, "dataset": dataset, "step": step, "checkpoint": str(run / "checkpoints/last.ckpt"),
+        "num_videos": 32, "video_fg_ari": ari, "image_fg_ari": ari / 2, "video_mbo": mbo, "image_mbo": mbo / 2,
+    }
+    (run / "metrics.json").write_text(json.dumps(record))
+    return run
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> list[Path]:
+    return [
+        write_run(tmp_path, "a", "slotcontrast", "synthetic", 0.5, 0.25),
+        write_run(tmp_path, "b", "srl", "synthetic", 0.625, 0.3),
+        write_run(tmp_path, "c", "srl", "movi_c", 0.7465, 0.348, step=100000),
+    ]
+
+
+def test_rows_are_percent_and_sorted_by_dataset_then_fg_ari(runs: list[Path]) -> None:
+    rows = leaderboard_rows([load_record(run) for run in runs])
+    assert [(row["dataset"], row["method"]) for row in rows] == [
+        ("movi_c", "srl"), ("synthetic", "srl"), ("synthetic", "slotcontrast"),
+    ]
+    assert rows[1]["video_fg_ari"] == pytest.approx(62.5) and rows[1]["image_mbo"] == pytest.approx(15.0)
+
+
+def test_markdown_table(runs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_compare.main([str(run) for run in runs])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == (
+        "| method | dataset | step | num videos | FG-ARI (%) | image FG-ARI (%) | mBO (%) | image mBO (%) |"
+    )
+    assert lines[1] == "|---|---|---:|---:|---:|---:|---:|---:|"
+    assert lines[3] == "| srl | synthetic | 300 | 32 | 62.5 | 31.2 | 30.0 | 15.0 |"
+    assert len(lines) == 5
+
+
+def test_published_numbers_alongside(runs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_compare.main([*map(str, runs), "--published"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].endswith("| published fg ari | published mbo | published source |")
+    assert lines[2] == "| srl | movi_c | 100000 | 32 | 74.7 | 37.3 | 34.8 | 17.4 | 74.7 | 34.8 | SRL README checkpoint |"
+    assert lines[3].endswith("| – | – |  |")
+    assert PUBLISHED[("slotcontrast", "movi_e")][:2] == (82.9, 29.2)
+
+
+def test_csv_and_json_outputs(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "board"
+    cli_compare.main([*map(str, runs), "--format", "csv", "--out", str(out)])
+    printed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["method"] for row in printed] == ["srl", "srl", "slotcontrast"]
+    assert float(printed[0]["video_fg_ari"]) == pytest.approx(74.65)
+    rows = json.loads((out / "leaderboard.json").read_text())
+    assert rows[2] == {
+        "method": "slotcontrast", "dataset": "synthetic", "step": 300, "num_videos": 32,
+        "video_fg_ari": 50.0, "image_fg_ari": 25.0, "video_mbo": 25.0, "image_mbo": 12.5,
+    }
+    assert (out / "leaderboard.md").read_text() == to_markdown(leaderboard_rows([load_record(r) for r in runs])) + "\n"
+    assert (out / "leaderboard.csv").read_text().splitlines()[0].startswith("method,dataset,step,num_videos")
+
+
+def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="srl-eval"):
+        load_record(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"method": "srl"}))
+    with pytest.raises(ValueError, match="lacks the field"):
+        load_record(tmp_path)
+    (tmp_path / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_record(tmp_path / "metrics.json")
