@@ -120,6 +120,17 @@ def test_bad_sources_give_clear_errors(converted, tmp_path, capsys) -> None:
     assert "already an srl-plugin checkpoint" in capsys.readouterr().err
 
 
+def test_pickled_objects_need_an_explicit_opt_in(reference, tmp_path, capsys) -> None:
+    from collections import OrderedDict
+    from fractions import Fraction
+
+    source = tmp_path / "with_objects.ckpt"
+    torch.save({"state_dict": OrderedDict(reference["state_dict"]), "hyper_parameters": {"lr": Fraction(1, 3)}}, source)
+    assert main([str(source), str(tmp_path / "o.ckpt")]) == 1
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert main([str(source), str(tmp_path / "o.ckpt"), "--trust-pickle"]) == 0
+
+
 def _tiny_vit(model_name: str, input_size: int, embed_dim: int, return_keys: bool = False) -> FrozenViTBackbone:
     return FrozenViTBackbone(
         model_name, input_size, pretrained=False, allow_random_init=True, return_keys=return_keys,

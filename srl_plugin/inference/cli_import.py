@@ -24,13 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys")
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load checkpoints that hold arbitrary pickled objects (only for files from a trusted source)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        written = import_official_checkpoint(args.source, args.destination, method=args.method, preset=args.preset)
+        written = import_official_checkpoint(
+            args.source, args.destination, method=args.method, preset=args.preset, trust_pickle=args.trust_pickle
+        )
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"srl-import-checkpoint: error: {error}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ and ``pytorch-lightning_version``. ``srl-eval`` and ``srl-infer`` load it.
 """
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ PRESETS = ("movi_c", "movi_e", "ytvis2021")
 PRESET_CHECKED_FIELDS = ("feature_dim", "num_slots", "slot_dim")
 
 
-def read_official_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], int]:
-    """``(state_dict, global_step)`` of an official Lightning ``.ckpt`` (tensors only, ``weights_only=True``).
+def read_official_state_dict(path: str | Path, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], int]:
+    """``(state_dict, global_step)`` of an official Lightning ``.ckpt``.
+
+    The file is read with ``weights_only=True`` (tensors and plain containers only) unless ``trust_pickle``,
+    which unpickles arbitrary objects: only for files from a trusted source.
 
     Raises:
         FileNotFoundError / ValueError: missing file, not a Lightning checkpoint, or already an srl-plugin one.
@@ -43,8 +47,13 @@ def read_official_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor],
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except Exception as error:
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise ValueError(
+                f"{path} holds objects beyond tensors and plain containers, which are not loaded by default "
+                f"({error}); if you trust the file, pass --trust-pickle (trust_pickle=True)"
+            ) from error
         raise ValueError(f"{path} could not be read as a PyTorch checkpoint: {error}") from error
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise ValueError(f"{path} is not a Lightning checkpoint: it has no 'state_dict' entry")
@@ -164,16 +173,21 @@ def checkpoint_dict(model: nn.Module, config: dict[str, Any], global_step: int =
 
 
 def import_official_checkpoint(
-    source: str | Path, destination: str | Path, method: str = "auto", preset: str = "movi_c"
+    source: str | Path,
+    destination: str | Path,
+    method: str = "auto",
+    preset: str = "movi_c",
+    trust_pickle: bool = False,
 ) -> Path:
     """Converts the official checkpoint ``source`` and writes ours to ``destination`` (parents created).
 
     ``destination`` is a ``.ckpt`` file, or else a run directory: the checkpoint then goes to
     ``<destination>/checkpoints/last.ckpt`` (where ``srl-train`` keeps it, so ``srl-eval`` / ``srl-infer``
     take the directory) and the config's ``output_dir`` names that directory.
-    Returns the written path. See :func:`build_from_official` for the errors.
+    ``trust_pickle``: see :func:`read_official_state_dict`. Returns the written path. See
+    :func:`build_from_official` for the errors.
     """
-    state_dict, global_step = read_official_state_dict(source)
+    state_dict, global_step = read_official_state_dict(source, trust_pickle)
     model, config = build_from_official(state_dict, method=method, preset=preset)
     destination = Path(destination)
     if destination.suffix != ".ckpt":
