@@ -219,6 +219,15 @@ def test_method_model_returns_the_models_outputs_and_weighted_losses() -> None:
     assert out["loss_names"] == ("loss_recon", "loss_sc", "loss_reg", "loss_cl_dec", "loss_cl_enc")
 
 
+def test_method_model_computes_no_losses_in_eval_mode() -> None:
+    adapter = MethodModel(tiny_srl()).eval()
+    out = adapter(backbone_features=torch.randn(1, 3, 16, 16), global_step=0)  # T=3: frame groups of 2 do not fit
+    assert out["losses"] == {}
+    assert set(out["weighted_losses"]) == set(out["loss_names"])
+    assert all(torch.isnan(value) for value in out["weighted_losses"].values())
+    assert torch.isnan(LossTerm("loss_sc")(out["weighted_losses"], out["loss_names"]))
+
+
 def test_method_model_needs_frames_or_features_and_a_method_model() -> None:
     with pytest.raises(ValueError, match="neither video nor backbone_features"):
         MethodModel(tiny_srl())()

@@ -5,6 +5,7 @@ describes the environment these tests were run in).
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def test_ocl_train_then_ocl_eval_reports_the_plugin_metrics(tmp_path: Path) -> N
                 metric.update(hard, batch["masks"])
     for name, metric in scores.items():
         assert report[name] == pytest.approx(metric.compute().item(), rel=1e-5, abs=1e-7), name
-    assert {"loss_recon", "loss_sc", "loss_total"} <= set(report)
+    assert all(math.isnan(report[name]) for name in ("loss_recon", "loss_sc", "loss_total"))  # not computed in eval
 
 
 def test_compat_fixes_make_the_affected_ocl_parts_work() -> None:

@@ -2,7 +2,9 @@
 
 :class:`MethodModel` runs one of the plugin's method models (``SRLModel``, ``SlotContrastModel``,
 ``VideoSAURModel``) as a single OCL model component and evaluates the model's own losses at OCL's global
-step, so the OCL front door trains exactly what ``srl-train`` trains. :class:`LossTerm` hands one weighted
+step, so the OCL front door trains exactly what ``srl-train`` trains. Like ``srl-eval``, evaluation computes
+no losses: whole validation videos may not suit them (e.g. SRL's frame groups must divide ``T``), so in eval
+mode every loss term is NaN ("not computed") in OCL's ``val/<term>`` logs. :class:`LossTerm` hands one weighted
 loss term to OCL's loss dictionary (OCL sums its losses and logs each under ``train/<name>``).
 """
 from __future__ import annotations
@@ -48,6 +50,7 @@ class MethodModel(nn.Module):
             ``eval_masks`` (B, T, K, N) (what the metrics score), ``mask_grid`` (B, T, K, h, w) (the same on
             the patch grid, for visualisation), ``losses`` (unweighted active losses), ``weighted_losses``
             (name -> weight * loss, summing to the model's total) and ``loss_names`` (every configured loss).
+            In eval mode ``losses`` is empty and ``weighted_losses`` maps every loss name to NaN.
         """
         if backbone_features is not None:
             outputs = self.model.forward_features(backbone_features, backbone_keys)
@@ -57,14 +60,19 @@ class MethodModel(nn.Module):
             raise ValueError("MethodModel got neither video nor backbone_features; route one of them, e.g. "
                              "video_path: input.video")
         eval_masks = self.model.eval_masks(outputs)
-        losses = self.model.compute_losses(outputs, global_step=int(global_step))
-        losses.pop("total")
         weights = self.model.loss_weights
+        if self.training:
+            losses = self.model.compute_losses(outputs, global_step=int(global_step))
+            losses.pop("total")
+            weighted = {name: weights[name] * value for name, value in losses.items()}
+        else:
+            losses = {}
+            weighted = {name: eval_masks.new_full((), float("nan")) for name in weights}
         outputs.update(
             eval_masks=eval_masks,
             mask_grid=eval_masks.unflatten(-1, tuple(self.model.patch_grid)),
             losses=losses,
-            weighted_losses={name: weights[name] * value for name, value in losses.items()},
+            weighted_losses=weighted,
             loss_names=tuple(weights),
         )
         return outputs
