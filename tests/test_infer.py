@@ -286,3 +286,20 @@ def test_a_failing_video_leaves_no_partial_outputs(tiny_checkpoint, tmp_path) ->
     with pytest.raises(ValueError, match="corrupt packet"):
         infer_video(model, VideoSource("clip", 6, 10.0, frames), tmp_path / "out", window=2, progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_videosaur_runs_are_reproducible_with_a_seed_and_window_independent(inputs, tmp_path) -> None:
+    from omegaconf import OmegaConf
+
+    from srl_plugin.inference import run_inference
+
+    config = OmegaConf.to_container(compose_experiment("videosaur/synthetic", TINY_MODEL), resolve=True)
+    torch.manual_seed(0)
+    torch.save(checkpoint_dict(build_model(config), config), tmp_path / "videosaur.ckpt")
+    runs = {}
+    for name, window, seed in (("a", 2, 3), ("b", 7, 3), ("c", 7, 4)):
+        run_inference(inputs["folder"], tmp_path / "videosaur.ckpt", tmp_path / name, window=window, seed=seed,
+                      device="cpu", progress=False)
+        runs[name] = np.load(tmp_path / name / "slots.npy")
+    np.testing.assert_allclose(runs["a"], runs["b"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs["b"], runs["c"])
