@@ -303,3 +303,23 @@ def test_videosaur_runs_are_reproducible_with_a_seed_and_window_independent(inpu
         runs[name] = np.load(tmp_path / name / "slots.npy")
     np.testing.assert_allclose(runs["a"], runs["b"], rtol=1e-5, atol=1e-6)
     assert not np.allclose(runs["b"], runs["c"])
+
+
+def test_ytvis_config_crops_the_central_square(inputs, video, tmp_path) -> None:
+    from omegaconf import OmegaConf
+
+    from srl_plugin.inference import crop_to_model_view, run_inference
+
+    config = OmegaConf.to_container(compose_experiment("srl/synthetic", [*TINY_MODEL, "data.dataset_type=ytvis"]), resolve=True)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    torch.save(checkpoint_dict(model, config), tmp_path / "ytvis.ckpt")
+    run_inference(inputs["folder"], tmp_path / "ytvis.ckpt", tmp_path / "out", window=3, device="cpu", progress=False)
+    slot_ids = np.load(tmp_path / "out" / "masks.npz")["slot_ids"]
+    assert slot_ids.shape == (FRAMES, HEIGHT, HEIGHT)
+    cropped = crop_to_model_view(video, "ytvis")
+    np.testing.assert_array_equal(cropped, video[:, :, 4:44])
+    with torch.no_grad():
+        whole = model(_prepare(cropped, 32))
+    expected = slot_ids_from_soft(model.eval_masks(whole)[0], model.patch_grid, (HEIGHT, HEIGHT))
+    np.testing.assert_array_equal(slot_ids, expected.numpy())
