@@ -1,4 +1,4 @@
-"""``srl-import-checkpoint SRC.ckpt DST [--method ...] [--preset ...]``: official checkpoint -> srl-plugin checkpoint."""
+"""``srl-import-checkpoint SRC.ckpt DST [--method ...] [--preset ...]``: official -> srl-plugin checkpoint."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", help="official Lightning .ckpt")
     parser.add_argument(
         "destination",
-        help="a .ckpt file, or a run directory (then DST/checkpoints/last.ckpt, which srl-eval and srl-infer accept as DST)",
+        help="a .ckpt file, or a run directory (written to DST/checkpoints/last.ckpt; srl-eval and srl-infer take DST)",
     )
     parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys")
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")

@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("input", help=".mp4/.webm video, folder of frames, or webdataset shard (.tar)")
-    parser.add_argument("--checkpoint", required=True, help="srl-plugin checkpoint (srl-train or srl-import-checkpoint)")
+    parser.add_argument(
+        "--checkpoint", required=True, help="srl-plugin checkpoint or run directory (srl-train, srl-import-checkpoint)"
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--window", type=int, default=8, help="frames per model call (memory bound); default 8")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")

@@ -74,7 +74,9 @@ def resolve_method(state_dict: Mapping[str, torch.Tensor], method: str) -> str:
     return method
 
 
-def _model_overrides(state_dict: Mapping[str, torch.Tensor], method: str, preset: str, model: nn.Module) -> dict[str, Any]:
+def _model_overrides(
+    state_dict: Mapping[str, torch.Tensor], method: str, preset: str, model: nn.Module
+) -> dict[str, Any]:
     """Constructor arguments of the built model that the config's ``model`` node must carry."""
     if method == "videosaur":
         kwargs = videosaur_model_kwargs(state_dict, preset)
@@ -83,7 +85,9 @@ def _model_overrides(state_dict: Mapping[str, torch.Tensor], method: str, preset
     return {key: list(value) if isinstance(value, tuple) else value for key, value in kwargs.items()}
 
 
-def _backbone_overrides(state_dict: Mapping[str, torch.Tensor], method: str, preset: str, model: nn.Module) -> dict[str, Any]:
+def _backbone_overrides(
+    state_dict: Mapping[str, torch.Tensor], method: str, preset: str, model: nn.Module
+) -> dict[str, Any]:
     """The config's ``model.backbone`` fields: name and input size, plus the ViT shape when its weights are included.
 
     With backbone weights in the checkpoint the backbone is built at random and then overwritten by them
@@ -93,7 +97,9 @@ def _backbone_overrides(state_dict: Mapping[str, torch.Tensor], method: str, pre
         model_name = videosaur_backbone_family(state_dict, preset)[0]
     else:
         model_name = BACKBONES[preset]["model_name"]
-    overrides: dict[str, Any] = {"model_name": model_name, "input_size": model.input_size, "return_keys": method == "videosaur"}
+    overrides: dict[str, Any] = {
+        "model_name": model_name, "input_size": model.input_size, "return_keys": method == "videosaur"
+    }
     if model.backbone is not None:
         vit = model.backbone.model
         overrides.update(

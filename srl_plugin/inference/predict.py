@@ -67,7 +67,8 @@ def stream_windows(
     """
     slots = None
     for inputs in windows:
-        outputs = model.forward_features(inputs, initial_slots=slots) if features else model(inputs, initial_slots=slots)
+        run = model.forward_features if features else model
+        outputs = run(inputs, initial_slots=slots)
         slots = outputs["predicted_slots"][:, -1]
         yield outputs
 
@@ -141,7 +142,8 @@ def infer_video(
         raise ValueError(f"{model.num_slots} slots do not fit the uint8 slot-id map")
     palette = slot_palette(model.num_slots)
     npz = StreamingNpzWriter(out_dir / "masks.npz")
-    overlay = OverlayWriter(out_dir / "overlay.mp4" if write_mp4 else None, out_dir / "overlay.gif", source.fps, gif_frames)
+    mp4_path = out_dir / "overlay.mp4" if write_mp4 else None
+    overlay = OverlayWriter(mp4_path, out_dir / "overlay.gif", source.fps, gif_frames)
     chosen = _grid_indices(source.num_frames, grid_frames, window)
     grid_rows: tuple[list, list, list] = ([], [], [])
     slots: list[np.ndarray] = []

@@ -87,7 +87,9 @@ def _frame_folder(path: Path) -> VideoSource:
             except OSError as error:
                 raise ValueError(f"cannot read frame {file}: {error}") from error
             if size is not None and frame.shape != size:
-                raise ValueError(f"frame {file} is {frame.shape[1]}x{frame.shape[0]} but earlier frames are {size[1]}x{size[0]}")
+                raise ValueError(
+                    f"frame {file} is {frame.shape[1]}x{frame.shape[0]} but earlier frames are {size[1]}x{size[0]}"
+                )
             size = frame.shape
             yield frame
 

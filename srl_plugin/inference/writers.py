@@ -51,7 +51,8 @@ class StreamingNpzWriter:
             with zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
                 for name, (dtype, tail, length) in self._arrays.items():
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
-                        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length, *tail)}
+                        descr = np.lib.format.dtype_to_descr(dtype)
+                        header = {"descr": descr, "fortran_order": False, "shape": (length, *tail)}
                         np.lib.format.write_array_header_2_0(entry, header)
                         with open(self._dir / name, "rb") as raw:
                             shutil.copyfileobj(raw, entry, _COPY_CHUNK)

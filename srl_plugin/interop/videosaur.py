@@ -121,7 +121,9 @@ def convert_videosaur_state_dict(
         leading = LEADING_ONES.get(key, 0)
         if leading:
             if tuple(value.shape[:leading]) != (1,) * leading:
-                raise ValueError(f"official '{key}' should start with {leading} singleton axes, got {tuple(value.shape)}")
+                raise ValueError(
+                    f"official '{key}' should start with {leading} singleton axes, got {tuple(value.shape)}"
+                )
             value = value.reshape(value.shape[leading:])
         converted[ours] = value
     return converted, unknown
@@ -185,7 +187,9 @@ def infer_videosaur_architecture(state_dict: Mapping[str, torch.Tensor], preset:
         "num_patches": num_patches,
         "mlp_hidden_dim": mlp_hidden_dim,
         "allocator_blocks": len(_indices(state_dict, r"^decoder\.module\.allocator\.blocks\.(\d+)\.")),
-        "renderer_dims": tuple(int(state_dict[f"decoder.module.renderer.layers.{i}.weight"].shape[0]) for i in renderer),
+        "renderer_dims": tuple(
+            int(state_dict[f"decoder.module.renderer.layers.{i}.weight"].shape[0]) for i in renderer
+        ),
         "predictor_blocks": len(_indices(state_dict, r"^processor\.module\.predictor\.blocks\.(\d+)\.")),
         "reconstruct_features": output_dim == num_patches + feature_dim,
     }
@@ -202,7 +206,9 @@ def videosaur_backbone_family(state_dict: Mapping[str, torch.Tensor], preset: st
         patch_size = int(state_dict[patch_key].shape[-1])
         families = {8: DINO_B8, 16: DINO_B16, 14: DINOV2_B14}
         if patch_size not in families:
-            raise ValueError(f"VideoSAUR backbone with patch size {patch_size} is not one of the released ones (8, 14, 16)")
+            raise ValueError(
+                f"VideoSAUR backbone with patch size {patch_size} is not one of the released ones (8, 14, 16)"
+            )
         return families[patch_size]
     if preset.startswith("movi"):
         return DINO_B8
