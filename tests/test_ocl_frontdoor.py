@@ -185,6 +185,21 @@ def test_build_model_uses_the_standalone_model_node() -> None:
     assert model.loss_weights["loss_sc"] == standalone.standalone_value("srl/synthetic", "model.sc_weight")
 
 
+def test_build_datamodule_builds_what_srl_train_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from srl_plugin.cache.experiment import build_cached_datamodule
+    from srl_plugin.data.datamodule import VideoDataModule
+
+    monkeypatch.chdir(tmp_path)
+    odd_root = "rel dir/it's"
+    datamodule = standalone.build_datamodule("srl/synthetic", [f"data.root={standalone._quoted(odd_root)}"], eval_batch_size=3)
+    assert isinstance(datamodule, VideoDataModule)
+    assert datamodule.root == str(tmp_path / "rel dir" / "it's") and datamodule.val_batch_size == 3
+    assert datamodule.batch_size == standalone.standalone_value("srl/synthetic", "data.batch_size")
+    cached = standalone.build_datamodule("srl/synthetic", ["features=cached", f"data.root={tmp_path}"])
+    expected = build_cached_datamodule(standalone.standalone_config("srl/synthetic", ["features=cached", f"data.root={tmp_path}"]))
+    assert type(cached) is type(expected)
+
+
 def test_relative_data_root_is_taken_from_the_start_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     assert standalone._absolute_data_root("data/x") == str(tmp_path / "data" / "x")

@@ -1,4 +1,4 @@
-"""The plugin's ``VideoDataModule`` for OCL's training loop and ``ocl_eval``.
+"""The plugin's datamodules (``VideoDataModule``, or the feature cache) for OCL's training loop and ``ocl_eval``.
 
 OCL's ``CombinedModel`` needs ``batch["batch_size"]``, its trainer is a ``pytorch_lightning.Trainer``
 (a different class hierarchy from ``lightning``), and ``ocl_eval`` calls ``val_dataloader()`` directly,
@@ -42,7 +42,7 @@ class BatchSizeLoader:
 
 
 class OCLVideoDataModule(pl.LightningDataModule):
-    """The ``data`` node of a standalone experiment as a ``pytorch_lightning`` datamodule.
+    """The datamodule of a standalone experiment as a ``pytorch_lightning`` datamodule.
 
     Args:
         experiment: standalone experiment, e.g. ``srl/movi_c`` (``configs/experiment/srl/movi_c.yaml``).
@@ -53,8 +53,7 @@ class OCLVideoDataModule(pl.LightningDataModule):
     def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
                  eval_batch_size: int | None = None) -> None:
         super().__init__()
-        replace = {} if eval_batch_size is None else {"val_batch_size": eval_batch_size}
-        self.inner = build_datamodule(experiment, overrides, **replace)
+        self.inner = build_datamodule(experiment, overrides, eval_batch_size)
         self._prepared = False
 
     def _ensure_prepared(self) -> None:

@@ -8,8 +8,8 @@ optional Hydra overrides, and read values from it:
 - ``${srl_standalone:<dotted.key>}``: an OmegaConf resolver returning one resolved value (a scalar or a plain
   container) of the experiment named by the OCL config's ``experiment.srl.name`` with the overrides in
   ``experiment.srl.overrides``, e.g. ``${srl_standalone:optimizer.lr}``;
-- :func:`build_model` / :func:`build_datamodule`: Hydra ``_target_``s instantiating the experiment's
-  ``model`` / ``data`` node.
+- :func:`build_model` / :func:`build_datamodule`: the experiment's model (``model`` node) and datamodule
+  (``data`` node, or the feature cache with ``features: cached``), built as ``srl-train`` builds them.
 
 OCL's Hydra app is already running when these are evaluated, so composition happens with Hydra's global state
 set aside and restored afterwards.
@@ -113,12 +113,25 @@ def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
     return instantiate(standalone_value(experiment, "model", overrides))
 
 
-def build_datamodule(experiment: str, overrides: Sequence[str] | None = None, **replace: Any) -> Any:
-    """The standalone experiment's ``VideoDataModule`` (its ``data`` node), with ``replace`` keys set on top.
+def _quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-    A relative ``root`` is made absolute against the directory the OCL command was started from.
+
+def build_datamodule(experiment: str, overrides: Sequence[str] | None = None,
+                     eval_batch_size: int | None = None) -> Any:
+    """The standalone experiment's datamodule, built as ``srl-train`` builds it.
+
+    That is its ``VideoDataModule`` (``data`` node), or the feature-cache datamodule when the experiment sets
+    ``features: cached``. A relative ``data.root`` is made absolute against the directory the OCL command was
+    started from; ``eval_batch_size`` replaces ``data.val_batch_size``.
     """
-    data = standalone_value(experiment, "data", overrides)
-    data.update(replace)
-    data["root"] = _absolute_data_root(data.get("root"))
-    return instantiate(data)
+    from srl_plugin.training.runner import build_datamodule as build
+
+    extra = list(_as_overrides(overrides))
+    root = standalone_value(experiment, "data.root", overrides)
+    if _absolute_data_root(root) != root:
+        extra.append(f"data.root={_quoted(_absolute_data_root(root))}")
+    if eval_batch_size is not None:
+        extra.append(f"data.val_batch_size={int(eval_batch_size)}")
+    return build(standalone_config(experiment, extra))
