@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -68,15 +69,20 @@ def _peak_memory_mib(device: torch.device) -> float:
 
 
 def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> float:
-    """Seconds per call of `fn` after `warmup` untimed calls."""
+    """Median seconds per call of `fn` over `repeats` timed calls, after `warmup` untimed calls.
+
+    The median keeps one call slowed down by other processes on a shared machine from skewing the result.
+    """
     for _ in range(warmup):
         fn()
-    _synchronize(device)
-    start = time.perf_counter()
+    seconds = []
     for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
         fn()
-    _synchronize(device)
-    return (time.perf_counter() - start) / repeats
+        _synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
 
 
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,6 +177,7 @@ def summarise(args: argparse.Namespace, phases: dict[str, dict[str, Any]]) -> di
         "compile": args.compile,
         "global_step": args.global_step,
         "eval_frames": args.eval_frames,
+        "cpu_count": os.cpu_count(),
         "phases": phases,
     }
     if "train_video" in phases and "train_cached" in phases:
@@ -189,6 +196,9 @@ def table(report: dict[str, Any]) -> str:
     for key in ("train_speedup_cached", "eval_speedup_cached"):
         if key in report:
             rows.append(f"{key}: {report[key]:.2f}x")
+    if "load_average_before" in report:
+        rows.append(f"load average (1/5/15 min) before {report['load_average_before']}, "
+                    f"after {report['load_average_after']}; {report['wall_seconds']} s")
     return "\n".join(rows)
 
 
@@ -198,12 +208,19 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_phase(args)))
         return
     phases = {}
+    load_before = os.getloadavg()
+    started = time.perf_counter()
     for phase in [name.strip() for name in args.phases.split(",") if name.strip()]:
         if phase not in PHASES:
             raise SystemExit(f"unknown phase {phase!r}; choose from {', '.join(PHASES)}")
         print(f"running {phase} ...", file=sys.stderr, flush=True)
         phases[phase] = _child(args, phase)
     report = summarise(args, phases)
+    report.update(
+        load_average_before=[round(value, 2) for value in load_before],
+        load_average_after=[round(value, 2) for value in os.getloadavg()],
+        wall_seconds=round(time.perf_counter() - started, 1),
+    )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
