@@ -11,7 +11,8 @@ subprocess so that its peak memory is its own:
 
 Batches are synthetic and kept in memory (device-resident) for the step timings, so they time compute,
 not I/O; `loader_cached` times the cache reading separately. Peak memory is the peak RSS of the phase's
-process on CPU and `torch.cuda.max_memory_allocated` on GPU.
+process on CPU (with `rss_after_model_build_mib`, the RSS of the imports and weights before the timed work)
+and `torch.cuda.max_memory_allocated` on GPU. Timings are medians over the timed steps / videos.
 
     python benchmarks/bench_training.py --experiment srl/movi_c --batch-size 2 --out results.json
     python benchmarks/bench_training.py --experiment srl/movi_c --batch-size 64 --device cuda --precision bf16
@@ -68,6 +69,14 @@ def _peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _current_rss_mib() -> float:
+    """Resident set size of this process now (Linux `/proc/self/status`), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmRSS not found in /proc/self/status (the CPU memory numbers need Linux)")
+
+
 def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> float:
     """Median seconds per call of `fn` over `repeats` timed calls, after `warmup` untimed calls.
 
@@ -101,6 +110,8 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     result: dict[str, Any] = {"phase": args.phase}
+    if device.type == "cpu":
+        result["rss_after_model_build_mib"] = _current_rss_mib()
 
     if args.phase == "loader_cached":
         from benchmarks.bench_setup import cached_loader_throughput

@@ -14,6 +14,11 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _memory(phase: dict[str, Any]) -> str:
+    base = phase.get("rss_after_model_build_mib")
+    return _cell(phase.get("peak_memory_mib"), 0) + ("" if base is None else f" ({base:.0f})")
+
+
 def rows(report: dict[str, Any]) -> list[str]:
     """One markdown row per (experiment, path): training and evaluation numbers side by side."""
     phases = report["phases"]
@@ -22,8 +27,7 @@ def rows(report: dict[str, Any]) -> list[str]:
         train, evaluate = phases.get(f"train_{path}", {}), phases.get(f"eval_{path}", {})
         lines.append(
             f"| {report['experiment']} | {path} | {_cell(train.get('steps_per_s'))} | {_cell(train.get('clips_per_s'))} "
-            f"| {_cell(train.get('peak_memory_mib'), 0)} | {_cell(evaluate.get('videos_per_s'))} "
-            f"| {_cell(evaluate.get('peak_memory_mib'), 0)} |"
+            f"| {_memory(train)} | {_cell(evaluate.get('videos_per_s'))} | {_memory(evaluate)} |"
         )
     return lines
 
@@ -31,7 +35,8 @@ def rows(report: dict[str, Any]) -> list[str]:
 def markdown(reports: list[dict[str, Any]]) -> str:
     """The results table, the cached/uncached ratios and the conditions of each run."""
     lines = [
-        "| experiment | features | train steps/s | train clips/s | train peak RSS MiB | eval videos/s | eval peak RSS MiB |",
+        "| experiment | features | train steps/s | train clips/s | train peak RSS MiB (after model build) "
+        "| eval videos/s | eval peak RSS MiB (after model build) |",
         "|---|---|---|---|---|---|---|",
     ]
     for report in reports:
