@@ -126,3 +126,13 @@ def test_compat_fixes_make_the_affected_ocl_parts_work() -> None:
     segmentation = ocl.visualizations.Segmentation(n_instances=1)
     colours = segmentation._get_cmap(5)
     assert len(colours) == 5 and all(len(colour) == 3 for colour in colours)
+
+
+def test_input_video_visualisation_is_skipped_for_feature_batches() -> None:
+    from ocl.visualization_types import Video
+
+    from srl_plugin.ocl.visualizations import InputVideo
+
+    visualisation = InputVideo(n_instances=2)
+    assert isinstance(visualisation(torch.randn(3, 2, 3, 8, 8)), Video)
+    assert visualisation(None) is None

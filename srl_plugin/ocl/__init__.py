@@ -6,6 +6,7 @@
 - :mod:`srl_plugin.ocl.modules`: routed-compatible ``nn.Module`` adapters (the whole method model, loss terms).
 - :mod:`srl_plugin.ocl.metrics`: FG-ARI / mBO scored from soft decoder masks.
 - :mod:`srl_plugin.ocl.data`: a datamodule wrapper that adds OCL's ``batch_size`` key.
+- :mod:`srl_plugin.ocl.visualizations`: the input video for OCL's TensorBoard visualisations.
 - :mod:`srl_plugin.ocl.scheduling`: the plugin's LR schedule in the form OCL's ``OptimizationWrapper`` expects.
 - :mod:`srl_plugin.ocl.compat`: runtime fixes for OCL on a current stack.
 
