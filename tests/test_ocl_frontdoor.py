@@ -243,11 +243,32 @@ def test_method_model_computes_no_losses_in_eval_mode() -> None:
     assert torch.isnan(LossTerm("loss_sc")(out["weighted_losses"], out["loss_names"]))
 
 
+def test_method_model_evaluates_like_srl_eval_with_chunks_and_streaming() -> None:
+    torch.manual_seed(0)
+    model = tiny_srl().eval()
+    features = torch.randn(2, 5, 16, 16)
+    labels = torch.randint(0, 3, (2, 5, 8, 8))
+    masks = torch.nn.functional.one_hot(labels, 3).permute(0, 1, 4, 2, 3).float()
+    with torch.no_grad():
+        chunked = MethodModel(model, independent_chunks=2).eval()(backbone_features=features, masks=masks)
+        clips = torch.stack([features[:, :2], features[:, 2:4]], dim=1).flatten(0, 1)  # (B * 2, 2, N, D_f)
+        torch.testing.assert_close(chunked["eval_masks"], model.eval_masks(model.forward_features(clips)))
+        torch.testing.assert_close(chunked["eval_true_masks"],
+                                   torch.stack([masks[:, :2], masks[:, 2:4]], dim=1).flatten(0, 1))
+        streamed = MethodModel(model, stream_frames=2).eval()(backbone_features=features, masks=masks)
+        whole = MethodModel(model).eval()(backbone_features=features, masks=masks)
+    torch.testing.assert_close(streamed["eval_masks"], whole["eval_masks"])
+    assert whole["eval_true_masks"] is masks and "slots" in whole and "slots" not in streamed
+    assert "eval_true_masks" not in MethodModel(model)(backbone_features=features)
+
+
 def test_method_model_needs_frames_or_features_and_a_method_model() -> None:
-    with pytest.raises(ValueError, match="neither video nor backbone_features"):
+    with pytest.raises(KeyError, match="needs 'video' or 'backbone_features'"):
         MethodModel(tiny_srl())()
     with pytest.raises(TypeError, match="lacks"):
         MethodModel(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="independent_chunks must be a positive int"):
+        MethodModel(tiny_srl(), independent_chunks=0)
 
 
 def test_loss_term_picks_its_term_or_zero_outside_its_window() -> None:

@@ -14,60 +14,91 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from srl_plugin.training import module as standalone_module
+
 
 class MethodModel(nn.Module):
     """Adapter around a method model (docs/ARCHITECTURE.md "Method models").
 
     Routed parameters of :meth:`forward`: ``video_path`` (e.g. ``input.video``) or ``backbone_features_path``
-    (+ ``backbone_keys_path``) for cached features, and ``global_step_path: model.global_step``.
+    (+ ``backbone_keys_path``) for cached features, ``masks_path: input.masks`` (validation ground truth) and
+    ``global_step_path: model.global_step``.
+
+    Args:
+        model: ``SRLModel``, ``SlotContrastModel`` or ``VideoSAURModel``.
+        independent_chunks: in eval mode, score every ``c``-frame chunk as its own video (``srl-eval``'s
+            ``evaluation.independent_chunks``; leftover frames are dropped). None: whole videos.
+        stream_frames: in eval mode, run long videos through the recurrence this many frames at a time (same
+            result, less memory; ``evaluation.stream_frames``). None: one pass.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self, model: nn.Module, independent_chunks: int | None = None, stream_frames: int | None = None
+    ) -> None:
         super().__init__()
         missing = [name for name in ("forward_features", "compute_losses", "eval_masks", "loss_weights")
                    if not hasattr(model, name)]
         if missing:
             raise TypeError(f"MethodModel needs a method model (e.g. srl_plugin.models.SRLModel); "
                             f"{type(model).__name__} lacks {missing}")
+        for name, value in (("independent_chunks", independent_chunks), ("stream_frames", stream_frames)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         self.model = model
+        self.independent_chunks = independent_chunks
+        self.stream_frames = stream_frames
 
     def forward(
         self,
         video: torch.Tensor | None = None,
         backbone_features: torch.Tensor | None = None,
         backbone_keys: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
         global_step: int = 0,
     ) -> dict[str, object]:
-        """Runs the model and evaluates its losses.
+        """Runs the model; in training mode also evaluates its losses.
 
         Args:
             video: (B, T, 3, H, W) normalised frames; used when ``backbone_features`` is not given.
             backbone_features: (B, T, N, D_f) cached frozen features; backbone_keys: (B, T, N, D_f) or None.
+            masks: (B, T, C, H, W) one-hot ground truth, or None (training batches).
             global_step: optimizer steps done (selects the active loss windows).
 
         Returns:
-            The model's outputs (``slots`` (B, T, K, D), ``decoder_masks`` (B, T, K, N), ...) plus
-            ``eval_masks`` (B, T, K, N) (what the metrics score), ``mask_grid`` (B, T, K, h, w) (the same on
-            the patch grid, for visualisation), ``losses`` (unweighted active losses), ``weighted_losses``
-            (name -> weight * loss, summing to the model's total) and ``loss_names`` (every configured loss).
-            In eval mode ``losses`` is empty and ``weighted_losses`` maps every loss name to NaN.
+            The model's outputs (``slots`` (B, T, K, D), ``decoder_masks`` (B, T, K, N), ...; omitted when
+            ``stream_frames`` splits an evaluation pass) plus ``eval_masks`` (B', T', K, N) (what the metrics
+            score), ``eval_true_masks`` (B', T', C, H, W) (``masks`` cut like ``eval_masks``; only when
+            ``masks`` is given), ``mask_grid`` (B', T', K, h, w) (``eval_masks`` on the patch grid, for
+            visualisation), ``losses`` (unweighted active losses), ``weighted_losses`` (name -> weight * loss,
+            summing to the model's total) and ``loss_names`` (every configured loss). In eval mode (like
+            ``srl-eval``) no loss is computed: ``losses`` is empty and every ``weighted_losses`` entry is NaN,
+            and with ``independent_chunks`` ``B' = B * floor(T / c)``, ``T' = c``; otherwise ``B' = B``, ``T' = T``.
         """
-        if backbone_features is not None:
-            outputs = self.model.forward_features(backbone_features, backbone_keys)
-        elif video is not None:
-            outputs = self.model(video)
-        else:
-            raise ValueError("MethodModel got neither video nor backbone_features; route one of them, e.g. "
-                             "video_path: input.video")
-        eval_masks = self.model.eval_masks(outputs)
+        batch = {"video": video, "backbone_features": backbone_features, "backbone_keys": backbone_keys}
+        inputs = standalone_module.model_inputs({name: value for name, value in batch.items() if value is not None})
         weights = self.model.loss_weights
         if self.training:
+            outputs = standalone_module.run_model(self.model, inputs)
+            eval_masks = self.model.eval_masks(outputs)
             losses = self.model.compute_losses(outputs, global_step=int(global_step))
             losses.pop("total")
             weighted = {name: weights[name] * value for name, value in losses.items()}
         else:
+            if self.independent_chunks:
+                chunks = self.independent_chunks
+                inputs = {name: standalone_module.split_into_clips(value, chunks) for name, value in inputs.items()}
+                masks = None if masks is None else standalone_module.split_into_clips(masks, chunks)
+            frames = next(iter(inputs.values())).shape[1]
+            if self.stream_frames is None or self.stream_frames >= frames:
+                outputs = standalone_module.run_model(self.model, inputs)
+                eval_masks = self.model.eval_masks(outputs)
+            else:
+                outputs = {}
+                eval_masks = standalone_module.video_eval_masks(self.model, inputs, self.stream_frames)
             losses = {}
             weighted = {name: eval_masks.new_full((), float("nan")) for name in weights}
+        if masks is not None:
+            outputs["eval_true_masks"] = masks
         outputs.update(
             eval_masks=eval_masks,
             mask_grid=eval_masks.unflatten(-1, tuple(self.model.patch_grid)),
