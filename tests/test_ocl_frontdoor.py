@@ -307,6 +307,17 @@ def test_batch_size_is_added_to_every_batch() -> None:
         add_batch_size({"masks": torch.zeros(1)})
 
 
+def test_ocl_datamodule_serves_ocl_eval_without_a_trainer(tmp_path: Path) -> None:
+    from srl_plugin.ocl.data import OCLVideoDataModule
+
+    overrides = [f"data.root={tmp_path}", "data.synthetic.train_videos=2", "data.synthetic.val_videos=3",
+                 "data.synthetic.frames=4", "data.val_size=3"]
+    datamodule = OCLVideoDataModule("srl/synthetic", overrides, eval_batch_size=2)
+    batches = list(datamodule.val_dataloader())  # generates the data itself: ocl_eval calls no prepare_data
+    assert [batch["batch_size"] for batch in batches] == [2, 1]
+    assert batches[0]["video"].shape[:2] == (2, 4) and batches[0]["masks"].shape[:2] == (2, 4)
+
+
 def test_lr_schedule_is_the_standalone_schedule_in_ocl_form() -> None:
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     out = exp_decay_with_warmup(optimizer, warmup_steps=3, decay_steps=10, decay_rate=0.5)

@@ -54,25 +54,26 @@ class OCLVideoDataModule(pl.LightningDataModule):
                  eval_batch_size: int | None = None) -> None:
         super().__init__()
         self.inner = build_datamodule(experiment, overrides, eval_batch_size)
-        self._prepared = False
+        self._ready = False
 
-    def _ensure_prepared(self) -> None:
-        """Runs the wrapped ``prepare_data`` once (e.g. generates synthetic data); ``ocl_eval`` never calls it."""
-        if not self._prepared:
+    def _ensure_ready(self) -> None:
+        """``prepare_data`` + ``setup`` of the wrapped module when no trainer drives them (``ocl_eval``)."""
+        if self.trainer is None and not self._ready:
             self.inner.prepare_data()
-            self._prepared = True
+            self.inner.setup("validate")
+            self._ready = True
 
     def prepare_data(self) -> None:
-        self._ensure_prepared()
+        self.inner.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
         self.inner.trainer = self.trainer
         self.inner.setup(stage or "fit")
 
     def train_dataloader(self) -> BatchSizeLoader:
-        self._ensure_prepared()
+        self._ensure_ready()
         return BatchSizeLoader(self.inner.train_dataloader())
 
     def val_dataloader(self) -> BatchSizeLoader:
-        self._ensure_prepared()
+        self._ensure_ready()
         return BatchSizeLoader(self.inner.val_dataloader())

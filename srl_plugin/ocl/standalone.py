@@ -24,7 +24,6 @@ from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 RESOLVER_NAME = "srl_standalone"
@@ -80,7 +79,6 @@ def standalone_value(experiment: str, key: str, overrides: Sequence[str] | ListC
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-
 def _resolve(key: str, *, _root_: DictConfig) -> Any:
     selected = OmegaConf.select(_root_, "experiment.srl")
     if selected is None or OmegaConf.select(selected, "name") is None:
@@ -109,8 +107,10 @@ def _absolute_data_root(root: Any) -> Any:
 
 
 def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
-    """The method model of the standalone experiment (its ``model`` node instantiated)."""
-    return instantiate(standalone_value(experiment, "model", overrides))
+    """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node)."""
+    from srl_plugin.training.module import build_model as build
+
+    return build(standalone_config(experiment, overrides))
 
 
 def _quoted(value: str) -> str:
