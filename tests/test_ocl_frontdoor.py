@@ -62,7 +62,8 @@ def import_target(target: str) -> object:
 
 
 def plugin_class() -> type[SearchPathPlugin]:
-    found = [cls for cls in Plugins.instance().discover(SearchPathPlugin) if cls.__name__ == "SRLPluginSearchPathPlugin"]
+    plugins = Plugins.instance().discover(SearchPathPlugin)
+    found = [cls for cls in plugins if cls.__name__ == "SRLPluginSearchPathPlugin"]
     assert len(found) == 1, "hydra did not discover hydra_plugins/srl_plugin_searchpath (reinstall the package)"
     return found[0]
 
@@ -191,12 +192,14 @@ def test_build_datamodule_builds_what_srl_train_builds(monkeypatch: pytest.Monke
 
     monkeypatch.chdir(tmp_path)
     odd_root = "rel dir/it's"
-    datamodule = standalone.build_datamodule("srl/synthetic", [f"data.root={standalone._quoted(odd_root)}"], eval_batch_size=3)
+    overrides = [f"data.root={standalone._quoted(odd_root)}"]
+    datamodule = standalone.build_datamodule("srl/synthetic", overrides, eval_batch_size=3)
     assert isinstance(datamodule, VideoDataModule)
     assert datamodule.root == str(tmp_path / "rel dir" / "it's") and datamodule.val_batch_size == 3
     assert datamodule.batch_size == standalone.standalone_value("srl/synthetic", "data.batch_size")
-    cached = standalone.build_datamodule("srl/synthetic", ["features=cached", f"data.root={tmp_path}"])
-    expected = build_cached_datamodule(standalone.standalone_config("srl/synthetic", ["features=cached", f"data.root={tmp_path}"]))
+    cached_overrides = ["features=cached", f"data.root={tmp_path}"]
+    cached = standalone.build_datamodule("srl/synthetic", cached_overrides)
+    expected = build_cached_datamodule(standalone.standalone_config("srl/synthetic", cached_overrides))
     assert type(cached) is type(expected)
 
 
@@ -229,7 +232,8 @@ def test_method_model_returns_the_models_outputs_and_weighted_losses() -> None:
     torch.testing.assert_close(out["eval_masks"], reference.eval_masks(expected))
     assert out["mask_grid"].shape == (2, 4, 3, 4, 4)
     torch.testing.assert_close(out["mask_grid"].flatten(-2), out["eval_masks"])
-    assert set(out["weighted_losses"]) == set(reference.active_losses(5)) == {"loss_recon", "loss_sc", "loss_reg", "loss_cl_dec"}
+    active = {"loss_recon", "loss_sc", "loss_reg", "loss_cl_dec"}
+    assert set(out["weighted_losses"]) == set(reference.active_losses(5)) == active
     torch.testing.assert_close(sum(out["weighted_losses"].values()), expected_losses["total"])
     assert out["loss_names"] == ("loss_recon", "loss_sc", "loss_reg", "loss_cl_dec", "loss_cl_enc")
 
@@ -282,7 +286,8 @@ def test_loss_term_picks_its_term_or_zero_outside_its_window() -> None:
 
 
 @pytest.mark.parametrize("ocl_metric, metric", [
-    (VideoARI, metrics.VideoARI), (ImageARI, metrics.ImageARI), (VideoMBO, metrics.VideoMBO), (ImageMBO, metrics.ImageMBO),
+    (VideoARI, metrics.VideoARI), (ImageARI, metrics.ImageARI),
+    (VideoMBO, metrics.VideoMBO), (ImageMBO, metrics.ImageMBO),
 ])
 def test_soft_mask_metrics_equal_the_plugin_metrics_on_hard_masks(ocl_metric, metric) -> None:
     generator = torch.Generator().manual_seed(1)

@@ -74,7 +74,9 @@ def standalone_value(experiment: str, key: str, overrides: Sequence[str] | ListC
     """The resolved value at dotted ``key`` of :func:`standalone_config` (plain containers for nodes)."""
     config = standalone_config(experiment, overrides)
     if OmegaConf.select(config, key, default=_MISSING) is _MISSING:
-        raise KeyError(f"standalone experiment '{experiment}' has no key '{key}' (configs/experiment/{experiment}.yaml)")
+        raise KeyError(
+            f"standalone experiment '{experiment}' has no key '{key}' (configs/experiment/{experiment}.yaml)"
+        )
     value = OmegaConf.select(config, key, throw_on_missing=True)
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
