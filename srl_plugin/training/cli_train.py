@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, LAST_CHECKPOINT
 from srl_plugin.training.config import compose_config, resolved_container
 from srl_plugin.training.module import SlotVideoModule
-from srl_plugin.training.runner import build_datamodule, build_trainer
+from srl_plugin.training.runner import build_datamodule, build_trainer, set_num_threads
 
 TRAIN_CONFIG = "train"
 RESOLVED_CONFIG_FILE = "config.yaml"
@@ -30,6 +30,7 @@ def train(config: DictConfig) -> Path:
     """Trains (or resumes) the run described by ``config``; returns its output directory."""
     container = resolved_container(config)
     output_dir = Path(container["output_dir"]).expanduser().resolve()
+    set_num_threads(config)
     L.seed_everything(int(container["seed"]), workers=True)
     resume = output_dir / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
     module = SlotVideoModule(container, image_dir=str(output_dir / "images"))

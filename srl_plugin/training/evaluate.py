@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, checkpoint_path, load_model, read_checkpoint
 from srl_plugin.training.config import compose_config, resolved_container
 from srl_plugin.training.module import METRIC_CLASSES, SlotVideoModule
-from srl_plugin.training.runner import build_datamodule, build_trainer
+from srl_plugin.training.runner import build_datamodule, build_trainer, set_num_threads
 
 EVAL_CONFIG = "eval"
 METRICS_FILE = "metrics.json"
@@ -57,6 +57,7 @@ def evaluate_checkpoint(path_or_run_dir: str | Path, overrides: Sequence[str] = 
     model, stored_config = load_model(path)
     config = eval_config(stored_config, overrides)
     container = resolved_container(config)
+    set_num_threads(config)
     output_dir = run_dir_of(path)
     module = SlotVideoModule(container, model=model, image_dir=str(output_dir / "eval_images"))
     trainer = build_trainer(config, output_dir, training=False)

@@ -15,6 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, AtomicCheckpointIO, StepCheckpoint
 
 
+def set_num_threads(config: DictConfig) -> None:
+    """Applies ``num_threads`` (torch CPU threads) when the config sets it."""
+    threads = OmegaConf.select(config, "num_threads", default=None)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+
+
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
     """``config.data`` instantiated, or the feature-cache data module when ``features: cached``."""
     if config.features == "cached":
