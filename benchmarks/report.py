@@ -27,7 +27,8 @@ def rows(report: dict[str, Any]) -> list[str]:
         train, evaluate = phases.get(f"train_{path}", {}), phases.get(f"eval_{path}", {})
         lines.append(
             f"| {report['experiment']} | {path} | {_cell(train.get('steps_per_s'))} | {_cell(train.get('clips_per_s'))} "
-            f"| {_memory(train)} | {_cell(evaluate.get('videos_per_s'))} | {_memory(evaluate)} |"
+            f"| {_cell(train.get('cpu_seconds_per_step'), 1)} | {_memory(train)} | {_cell(evaluate.get('videos_per_s'))} "
+            f"| {_cell(evaluate.get('cpu_seconds_per_video'), 1)} | {_memory(evaluate)} |"
         )
     return lines
 
@@ -35,19 +36,21 @@ def rows(report: dict[str, Any]) -> list[str]:
 def markdown(reports: list[dict[str, Any]]) -> str:
     """The results table, the cached/uncached ratios and the conditions of each run."""
     lines = [
-        "| experiment | features | train steps/s | train clips/s | train peak RSS MiB (after model build) "
-        "| eval videos/s | eval peak RSS MiB (after model build) |",
-        "|---|---|---|---|---|---|---|",
+        "| experiment | features | train steps/s | train clips/s | train CPU s/step | train peak RSS MiB "
+        "(after model build) | eval videos/s | eval CPU s/video | eval peak RSS MiB (after model build) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         lines += rows(report)
-    lines += ["", "| experiment | train speed-up (cached / video) | eval speed-up | cached loader clips/s | "
-              "load avg before / after (1, 5, 15 min) | wall s |", "|---|---|---|---|---|---|"]
+    lines += ["", "| experiment | train speed-up: wall / CPU time | eval speed-up: wall / CPU time "
+              "| cached loader clips/s | load avg before / after (1, 5, 15 min) | wall s |", "|---|---|---|---|---|---|"]
     for report in reports:
         loader = report["phases"].get("loader_cached", {}).get("clips_per_s")
         lines.append(
-            f"| {report['experiment']} | {_cell(report.get('train_speedup_cached'), 2)}x "
-            f"| {_cell(report.get('eval_speedup_cached'), 2)}x | {_cell(loader, 1)} "
+            f"| {report['experiment']} | {_cell(report.get('train_speedup_cached'), 2)}x / "
+            f"{_cell(report.get('train_speedup_cached_cpu_time'), 2)}x "
+            f"| {_cell(report.get('eval_speedup_cached'), 2)}x / {_cell(report.get('eval_speedup_cached_cpu_time'), 2)}x "
+            f"| {_cell(loader, 1)} "
             f"| {report.get('load_average_before')} / {report.get('load_average_after')} | {report.get('wall_seconds')} |"
         )
     return "\n".join(lines)
