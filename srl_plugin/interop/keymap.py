@@ -7,15 +7,13 @@ from collections.abc import Mapping
 import torch
 
 # (official prefix, our prefix); ``{i}`` stands for an integer index. Order matters: first match wins.
-PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
-    ("encoder.module.backbone.model.", "backbone.model."),
+ENCODER_MLP_PAIRS: tuple[tuple[str, str], ...] = (
     ("encoder.module.output_transform.layers.0.", "encoder_mlp.norm."),
     ("encoder.module.output_transform.layers.1.", "encoder_mlp.fc1."),
     ("encoder.module.output_transform.layers.3.", "encoder_mlp.fc2."),
-    ("initializer.slots", "initializer.slots"),
-    ("processor.module.corrector.mlp.layers.0.", "processor.corrector.mlp.norm."),
-    ("processor.module.corrector.mlp.layers.1.", "processor.corrector.mlp.fc1."),
-    ("processor.module.corrector.mlp.layers.3.", "processor.corrector.mlp.fc2."),
+)
+# Slot attention and transformer predictor, shared by the three methods.
+PROCESSOR_PAIRS: tuple[tuple[str, str], ...] = (
     ("processor.module.corrector.norm_features.", "processor.corrector.norm_inputs."),
     ("processor.module.corrector.norm_slots.", "processor.corrector.norm_slots."),
     ("processor.module.corrector.to_q.", "processor.corrector.to_q."),
@@ -27,6 +25,15 @@ PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
     ("processor.module.predictor.blocks.{i}.linear2.", "processor.predictor.blocks.{i}.fc2."),
     ("processor.module.predictor.blocks.{i}.norm1.", "processor.predictor.blocks.{i}.norm1."),
     ("processor.module.predictor.blocks.{i}.norm2.", "processor.predictor.blocks.{i}.norm2."),
+)
+PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
+    ("encoder.module.backbone.model.", "backbone.model."),
+    *ENCODER_MLP_PAIRS,
+    ("initializer.slots", "initializer.slots"),
+    ("processor.module.corrector.mlp.layers.0.", "processor.corrector.mlp.norm."),
+    ("processor.module.corrector.mlp.layers.1.", "processor.corrector.mlp.fc1."),
+    ("processor.module.corrector.mlp.layers.3.", "processor.corrector.mlp.fc2."),
+    *PROCESSOR_PAIRS,
     ("decoder.module.pos_emb", "decoder.pos_emb"),
     ("decoder.module.mlp.layers.", "decoder.mlp."),
     ("projector.projector.", "dec_projector."),
@@ -41,22 +48,62 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(pattern).replace(re.escape("{i}"), r"(?P<i>\d+)"))
 
 
-def _translate(key: str, pairs: list[tuple[str, str]]) -> str | None:
-    for source, target in pairs:
-        match = _compile(source).match(key)
-        if match:
-            return target.format(**match.groupdict()) + key[match.end() :]
-    return None
+class KeyMap:
+    """Renaming rules between an official state-dict layout and ours, in both directions.
+
+    pairs: ``(official prefix, our prefix)``, first match wins; ``{i}`` matches an integer index.
+    leading_ones: official keys whose tensors carry that many leading singleton axes ours lack.
+    """
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...], leading_ones: Mapping[str, int]) -> None:
+        self._to_ours = [(_compile(official), ours) for official, ours in pairs]
+        self._to_official = [(_compile(ours), official) for official, ours in pairs]
+        self.leading_ones = dict(leading_ones)
+
+    @staticmethod
+    def _translate(key: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
+        for pattern, target in rules:
+            match = pattern.match(key)
+            if match:
+                return target.format(**match.groupdict()) + key[match.end() :]
+        return None
+
+    def to_ours(self, key: str) -> str | None:
+        """Our parameter name for an official key, or ``None`` when no rule covers it."""
+        return self._translate(key, self._to_ours)
+
+    def to_official(self, key: str) -> str | None:
+        """The official name of one of our parameters, or ``None`` when it has no official counterpart."""
+        return self._translate(key, self._to_official)
+
+    def squeeze(self, official_key: str, value: torch.Tensor) -> torch.Tensor:
+        """``value`` of ``official_key`` without the official leading singleton axes."""
+        leading = self.leading_ones.get(official_key, 0)
+        if not leading:
+            return value
+        if tuple(value.shape[:leading]) != (1,) * leading:
+            raise ValueError(
+                f"official '{official_key}' should start with {leading} singleton axes, got {tuple(value.shape)}"
+            )
+        return value.reshape(value.shape[leading:])
+
+    def unsqueeze(self, official_key: str, value: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`squeeze`: ``value`` with the leading singleton axes ``official_key`` carries."""
+        leading = self.leading_ones.get(official_key, 0)
+        return value.reshape((1,) * leading + tuple(value.shape)) if leading else value
+
+
+SRL_KEYMAP = KeyMap(PREFIX_PAIRS, OFFICIAL_LEADING_ONES)
 
 
 def official_to_ours_key(key: str) -> str | None:
-    """Our parameter name for an official key, or ``None`` when no rule covers it."""
-    return _translate(key, list(PREFIX_PAIRS))
+    """Our parameter name for an official SRL/SlotContrast key, or ``None`` when no rule covers it."""
+    return SRL_KEYMAP.to_ours(key)
 
 
 def ours_to_official_key(key: str) -> str | None:
-    """The official name of one of our parameters, or ``None`` when it has no official counterpart."""
-    return _translate(key, [(ours, official) for official, ours in PREFIX_PAIRS])
+    """The official SRL/SlotContrast name of one of our parameters, or ``None`` without a counterpart."""
+    return SRL_KEYMAP.to_official(key)
 
 
 def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -68,12 +115,7 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple
         if ours is None:
             unknown.append(key)
             continue
-        leading = OFFICIAL_LEADING_ONES.get(key, 0)
-        if leading:
-            if tuple(value.shape[:leading]) != (1,) * leading:
-                raise ValueError(f"official '{key}' should start with {leading} singleton axes, got {tuple(value.shape)}")
-            value = value.reshape(value.shape[leading:])
-        converted[ours] = value
+        converted[ours] = SRL_KEYMAP.squeeze(key, value)
     return converted, unknown
 
 
@@ -86,8 +128,7 @@ def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
         if name is None:
             unmapped.append(key)
             continue
-        leading = OFFICIAL_LEADING_ONES.get(name, 0)
-        official[name] = value.reshape((1,) * leading + tuple(value.shape)) if leading else value
+        official[name] = SRL_KEYMAP.unsqueeze(name, value)
     if unmapped:
         raise KeyError(f"these parameters have no official counterpart (not an SRL/SlotContrast model?): {unmapped}")
     return official

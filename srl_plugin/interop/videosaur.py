@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from srl_plugin.interop.keymap import ENCODER_MLP_PAIRS, PROCESSOR_PAIRS, KeyMap
 from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.videosaur import VideoSAURModel
 
@@ -29,22 +30,10 @@ BACKBONE_PREFIX = "encoder.module.backbone.model."
 # (official prefix, our prefix); ``{i}`` stands for an integer index. First match wins.
 VIDEOSAUR_PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
     (BACKBONE_PREFIX, "backbone.model."),
-    ("encoder.module.output_transform.layers.0.", "encoder_mlp.norm."),
-    ("encoder.module.output_transform.layers.1.", "encoder_mlp.fc1."),
-    ("encoder.module.output_transform.layers.3.", "encoder_mlp.fc2."),
+    *ENCODER_MLP_PAIRS,
     ("initializer.mean", "initializer.mean"),
     ("initializer.log_std", "initializer.log_std"),
-    ("processor.module.corrector.norm_features.", "processor.corrector.norm_inputs."),
-    ("processor.module.corrector.norm_slots.", "processor.corrector.norm_slots."),
-    ("processor.module.corrector.to_q.", "processor.corrector.to_q."),
-    ("processor.module.corrector.to_k.", "processor.corrector.to_k."),
-    ("processor.module.corrector.to_v.", "processor.corrector.to_v."),
-    ("processor.module.corrector.gru.", "processor.corrector.gru."),
-    ("processor.module.predictor.blocks.{i}.self_attn.", "processor.predictor.blocks.{i}.attn."),
-    ("processor.module.predictor.blocks.{i}.linear1.", "processor.predictor.blocks.{i}.fc1."),
-    ("processor.module.predictor.blocks.{i}.linear2.", "processor.predictor.blocks.{i}.fc2."),
-    ("processor.module.predictor.blocks.{i}.norm1.", "processor.predictor.blocks.{i}.norm1."),
-    ("processor.module.predictor.blocks.{i}.norm2.", "processor.predictor.blocks.{i}.norm2."),
+    *PROCESSOR_PAIRS,
     ("decoder.module.pos_emb", "decoder.pos_emb"),
     ("decoder.module.norm_memory.", "decoder.norm_memory."),
     ("decoder.module.norm_q.", "decoder.norm_query."),
@@ -62,6 +51,7 @@ VIDEOSAUR_PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
 
 # Official tensors with leading singleton axes that our parameters do not have.
 LEADING_ONES: dict[str, int] = {"initializer.mean": 2, "initializer.log_std": 2, "decoder.module.pos_emb": 1}
+VIDEOSAUR_KEYMAP = KeyMap(VIDEOSAUR_PREFIX_PAIRS, LEADING_ONES)
 
 # The allocator's fused official cross-attention projection: rows [0, D) are queries, [D, 3D) keys/values.
 _FUSED_QKV = re.compile(r"^decoder\.module\.allocator\.blocks\.(\d+)\.self_attn\.qkv\.(weight|bias)$")
@@ -84,22 +74,6 @@ def is_videosaur_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return any(key.startswith(("decoder.module.allocator.", "initializer.mean")) for key in state_dict)
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(pattern).replace(re.escape("{i}"), r"(?P<i>\d+)"))
-
-
-_COMPILED = [(_compile(official), ours) for official, ours in VIDEOSAUR_PREFIX_PAIRS]
-_COMPILED_INVERSE = [(_compile(ours), official) for official, ours in VIDEOSAUR_PREFIX_PAIRS]
-
-
-def _translate(key: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
-    for pattern, target in rules:
-        match = pattern.match(key)
-        if match:
-            return target.format(**match.groupdict()) + key[match.end() :]
-    return None
-
-
 def convert_videosaur_state_dict(
     state_dict: Mapping[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -114,18 +88,11 @@ def convert_videosaur_state_dict(
             converted[f"decoder.allocator.{index}.attn.q.{kind}"] = value[:dim]
             converted[f"decoder.allocator.{index}.attn.kv.{kind}"] = value[dim:]
             continue
-        ours = _translate(key, _COMPILED)
+        ours = VIDEOSAUR_KEYMAP.to_ours(key)
         if ours is None:
             unknown.append(key)
             continue
-        leading = LEADING_ONES.get(key, 0)
-        if leading:
-            if tuple(value.shape[:leading]) != (1,) * leading:
-                raise ValueError(
-                    f"official '{key}' should start with {leading} singleton axes, got {tuple(value.shape)}"
-                )
-            value = value.reshape(value.shape[leading:])
-        converted[ours] = value
+        converted[ours] = VIDEOSAUR_KEYMAP.squeeze(key, value)
     return converted, unknown
 
 
@@ -142,11 +109,10 @@ def official_videosaur_state_dict_from_model(model: VideoSAURModel) -> dict[str,
             continue
         if re.match(r"^decoder\.allocator\.\d+\.attn\.kv\.", key):
             continue
-        name = _translate(key, _COMPILED_INVERSE)
+        name = VIDEOSAUR_KEYMAP.to_official(key)
         if name is None:
             raise KeyError(f"parameter '{key}' has no official VideoSAUR counterpart")
-        leading = LEADING_ONES.get(name, 0)
-        official[name] = value.reshape((1,) * leading + tuple(value.shape)) if leading else value
+        official[name] = VIDEOSAUR_KEYMAP.unsqueeze(name, value)
     return official
 
 
