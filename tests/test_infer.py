@@ -14,12 +14,12 @@ from srl_plugin.inference import (
     import_official_checkpoint,
     mask_grid,
     overlay_masks,
-    slot_ids_from_soft,
     slot_palette,
     stream_windows,
 )
 from srl_plugin.inference.cli_infer import main
 from srl_plugin.interop import model_from_official_state_dict
+from srl_plugin.metrics import slot_ids_from_soft
 
 av = pytest.importorskip("av")
 
@@ -130,7 +130,7 @@ def test_infer_on_frame_folder_matches_one_pass(tiny_checkpoint, inputs, video, 
     masks = _check_outputs(out, model)
     with torch.no_grad():
         whole = model(_prepare(video, 32))
-    expected = slot_ids_from_soft(model.eval_masks(whole)[0], model.patch_grid, (HEIGHT, WIDTH))
+    expected = slot_ids_from_soft(model.eval_masks(whole), (HEIGHT, WIDTH))[0]
     np.testing.assert_array_equal(masks["slot_ids"], expected.numpy())
     np.testing.assert_allclose(np.load(out / "slots.npy"), whole["slots"][0].numpy(), rtol=1e-5, atol=1e-6)
 
@@ -321,5 +321,5 @@ def test_ytvis_config_crops_the_central_square(inputs, video, tmp_path) -> None:
     np.testing.assert_array_equal(cropped, video[:, :, 4:44])
     with torch.no_grad():
         whole = model(_prepare(cropped, 32))
-    expected = slot_ids_from_soft(model.eval_masks(whole)[0], model.patch_grid, (HEIGHT, HEIGHT))
+    expected = slot_ids_from_soft(model.eval_masks(whole), (HEIGHT, HEIGHT))[0]
     np.testing.assert_array_equal(slot_ids, expected.numpy())

@@ -7,7 +7,6 @@ from srl_plugin.inference.predict import (
     crop_to_model_view,
     infer_video,
     run_inference,
-    slot_ids_from_soft,
     stream_windows,
 )
 from srl_plugin.inference.video_io import VideoSource, open_videos
@@ -26,7 +25,6 @@ __all__ = [
     "open_videos",
     "overlay_masks",
     "run_inference",
-    "slot_ids_from_soft",
     "slot_palette",
     "stream_windows",
 ]

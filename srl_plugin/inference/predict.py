@@ -25,6 +25,7 @@ from srl_plugin.inference.checkpoint import load_checkpoint_model
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
+from srl_plugin.metrics import slot_ids_from_soft
 
 
 def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
@@ -71,15 +72,6 @@ def stream_windows(
         outputs = run(inputs, initial_slots=slots)
         slots = outputs["predicted_slots"][:, -1]
         yield outputs
-
-
-def slot_ids_from_soft(soft_masks: torch.Tensor, patch_grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``(T, K, N)`` soft masks -> ``(T, H, W)`` slot ids: bilinear upsampling then argmax (METHODS.md §1.10),
-    one frame at a time so that large frames stay cheap."""
-    grid = soft_masks.reshape(soft_masks.shape[0], soft_masks.shape[1], *patch_grid).float()
-    return torch.cat(
-        [F.interpolate(frame, size=size, mode="bilinear", align_corners=False).argmax(dim=1) for frame in grid.split(1)]
-    )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -161,7 +153,7 @@ def infer_video(
         for outputs in stream_windows(model, model_inputs()):
             frames = frame_windows.pop()
             soft = model.eval_masks(outputs)[0].float()
-            ids = slot_ids_from_soft(soft, model.patch_grid, frames.shape[1:3]).to(torch.uint8).cpu().numpy()
+            ids = slot_ids_from_soft(soft[None], tuple(frames.shape[1:3]))[0].to(torch.uint8).cpu().numpy()
             soft_np = soft.reshape(*soft.shape[:2], *model.patch_grid).cpu().numpy()
             npz.append("slot_ids", ids)
             npz.append("soft_masks", soft_np)

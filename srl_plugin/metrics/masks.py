@@ -10,16 +10,16 @@ import torch.nn.functional as F
 _CHUNK_ELEMENTS = 1 << 24
 
 
-def hard_masks_from_soft(soft: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Bilinearly upsamples soft masks on the square patch grid and one-hot encodes their argmax over slots.
+def slot_ids_from_soft(soft: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinearly upsamples soft masks on the square patch grid and takes the argmax over slots.
 
     Args:
         soft: (B, T, K, N) soft masks (the decoder masks), ``N`` a perfect square.
-        size: output side ``H = W`` or ``(H, W)`` (the ground-truth resolution).
+        size: output side ``H = W`` or ``(H, W)``.
 
     Returns:
-        (B, T, K, H, W) one-hot masks in ``soft``'s dtype (``align_corners=False`` upsampling, first slot
-        wins ties).
+        (B, T, H, W) int64 slot ids (``align_corners=False`` upsampling, first slot wins ties), computed in
+        chunks of frames so that long videos at full resolution stay cheap.
     """
     if not isinstance(soft, torch.Tensor) or soft.dim() != 4 or not soft.is_floating_point():
         shape = tuple(soft.shape) if isinstance(soft, torch.Tensor) else type(soft).__name__
@@ -37,5 +37,18 @@ def hard_masks_from_soft(soft: torch.Tensor, size: int | tuple[int, int]) -> tor
             for part in grid.split(chunk)
         ]
     )
-    one_hot = F.one_hot(labels, slots).permute(0, 3, 1, 2).to(soft.dtype)
-    return one_hot.reshape(batch, frames, slots, height, width)
+    return labels.reshape(batch, frames, height, width)
+
+
+def hard_masks_from_soft(soft: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """One-hot encoding of :func:`slot_ids_from_soft`.
+
+    Args:
+        soft: (B, T, K, N) soft masks (the decoder masks), ``N`` a perfect square.
+        size: output side ``H = W`` or ``(H, W)`` (the ground-truth resolution).
+
+    Returns:
+        (B, T, K, H, W) one-hot masks in ``soft``'s dtype.
+    """
+    labels = slot_ids_from_soft(soft, size)
+    return F.one_hot(labels, soft.shape[2]).permute(0, 1, 4, 2, 3).to(soft.dtype)
