@@ -32,7 +32,11 @@ def test_lambda_lr_follows_the_factor_per_optimizer_step() -> None:
     assert seen[0] == 0.0 and seen[4] == pytest.approx(8e-4) and seen[12] == pytest.approx(4e-4)
 
 
-@pytest.mark.parametrize(("warmup", "decay"), [(10, 10), (20, 10), (-1, 10)])
+def test_runs_shorter_than_the_warmup_never_decay() -> None:
+    assert [exp_decay_with_warmup_factor(step, 25, 20) for step in (0, 5, 20, 25, 30)] == [0.0, 0.2, 0.8, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(("warmup", "decay"), [(10, 0), (-1, 10)])
 def test_bad_schedule_names_the_settings(warmup: int, decay: int) -> None:
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(()))])
     with pytest.raises(ValueError, match="scheduler.warmup_steps"):

@@ -11,20 +11,23 @@ def exp_decay_with_warmup_factor(step: int, warmup_steps: int, decay_steps: int,
 
     ``step / warmup_steps`` while ``step < warmup_steps`` (0 at step 0), then
     ``decay_rate ** ((step - warmup_steps) / (decay_steps - warmup_steps))``, which reaches ``decay_rate``
-    at ``step = decay_steps`` (the original uses ``decay_steps = max_steps``).
+    at ``step = decay_steps`` (the original uses ``decay_steps = max_steps``). A run whose
+    ``decay_steps`` does not exceed ``warmup_steps`` ends inside the warm-up and never decays (factor 1 after it).
     """
     check_schedule(warmup_steps, decay_steps)
     if step < warmup_steps:
         return step / warmup_steps
+    if decay_steps <= warmup_steps:
+        return 1.0
     return math.pow(decay_rate, (step - warmup_steps) / (decay_steps - warmup_steps))
 
 
 def check_schedule(warmup_steps: int, decay_steps: int) -> None:
-    """Raises ``ValueError`` unless ``0 <= warmup_steps < decay_steps``."""
-    if not 0 <= warmup_steps < decay_steps:
+    """Raises ``ValueError`` unless ``warmup_steps >= 0`` and ``decay_steps > 0``."""
+    if warmup_steps < 0 or decay_steps <= 0:
         raise ValueError(
-            f"the LR schedule needs 0 <= scheduler.warmup_steps < scheduler.decay_steps, got {warmup_steps} and "
-            f"{decay_steps}; lower scheduler.warmup_steps for short runs (decay_steps defaults to trainer.max_steps)"
+            f"the LR schedule needs scheduler.warmup_steps >= 0 and scheduler.decay_steps > 0, got {warmup_steps} "
+            f"and {decay_steps} (decay_steps defaults to trainer.max_steps)"
         )
 
 
