@@ -1,5 +1,5 @@
 """Model and data set-up for `bench_training.py`: the experiment's model with a random-init backbone,
-precomputed (float16-rounded) features, and the cached loader's throughput."""
+inputs shaped like cached features, and the cached loader's throughput."""
 from __future__ import annotations
 
 import tempfile
@@ -22,11 +22,15 @@ def build_model(experiment: str, overrides: list[str]) -> nn.Module:
     return instantiate_model(config, random_backbone=True)
 
 
-@torch.no_grad()
-def frozen_features(backbone: nn.Module, video: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`forward_features` inputs for `video` `(B, T, 3, H, W)`, rounded through float16 like cached features."""
-    encoded = backbone(video)
-    return {name: value.half().float() for name, value in encoded.items()}
+def cached_inputs(backbone: nn.Module, batch_size: int, frames: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """`forward_features` inputs shaped like the backbone's output `(B, T, N, D_f)` (and keys), float16-rounded.
+
+    Random values instead of running the backbone, so that the cached phases' peak memory is that of
+    training from the cache (the dense computations take the same time whatever the values).
+    """
+    shape = (batch_size, frames, backbone.num_patches, backbone.feature_dim)
+    names = ["backbone_features"] + (["backbone_keys"] if backbone.return_keys else [])
+    return {name: torch.randn(shape, device=device).half().float() for name in names}
 
 
 def cached_loader_throughput(

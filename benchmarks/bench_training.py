@@ -5,7 +5,8 @@ backbone of the same architecture: same compute) and one batch size, every phase
 subprocess so that its peak memory is its own:
 
 - `train_video`  : training steps from video batches `(B, T, 3, H, W)` (backbone + model, backward, clip, Adam)
-- `train_cached` : the same steps from cached features `(B, T, N, D_f)` (`forward_features`, no backbone)
+- `train_cached` : the same steps from cached features `(B, T, N, D_f)` (`forward_features`, no backbone;
+  random float16-rounded values of that shape, so the backbone never runs in this process)
 - `eval_video` / `eval_cached`: evaluation forward over whole videos (`--eval-frames` frames) -> eval masks
 - `loader_cached`: clips/s delivered by `CachedFeatureDataModule` from a small cache written on the fly
 
@@ -99,7 +100,7 @@ def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.devic
 
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """Run one phase in this process and return its measurements."""
-    from benchmarks.bench_setup import build_model, frozen_features
+    from benchmarks.bench_setup import build_model, cached_inputs
     from srl_plugin.cache.speed import autocast, maybe_compile
 
     device = torch.device(args.device)
@@ -123,9 +124,9 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
                                                args.num_workers)
         result.update(clips_per_s=clips_per_s)
     elif args.phase.startswith("train"):
-        video = torch.randn(args.batch_size, 4, 3, size, size, device=device)
         cached = args.phase == "train_cached"
-        inputs = frozen_features(backbone, video) if cached else {"video": video}
+        inputs = (cached_inputs(backbone, args.batch_size, 4, device) if cached
+                  else {"video": torch.randn(args.batch_size, 4, 3, size, size, device=device)})
         forward = maybe_compile(model.forward_features if cached else model, args.compile)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         model.train()
@@ -143,9 +144,9 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         result.update(steps_per_s=1 / seconds, clips_per_s=args.batch_size / seconds, seconds_per_step=seconds,
                       cpu_seconds_per_step=cpu_seconds)
     else:
-        video = torch.randn(1, args.eval_frames, 3, size, size, device=device)
         cached = args.phase == "eval_cached"
-        inputs = frozen_features(backbone, video) if cached else {"video": video}
+        inputs = (cached_inputs(backbone, 1, args.eval_frames, device) if cached
+                  else {"video": torch.randn(1, args.eval_frames, 3, size, size, device=device)})
         model.eval()
 
         @torch.inference_mode()
