@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${1:-$( [ -x /work/venv/bin/python ] && echo /work/venv/bin/python || echo python3 )}
-for experiment in srl/movi_c videosaur/movi_c; do
+for experiment in srl/movi_c slotcontrast/movi_c videosaur/movi_c; do
   name=${experiment//\//_}
   "$PYTHON" benchmarks/bench_training.py --experiment "$experiment" --batch-size 1 --steps 3 --warmup 1 --threads 1 \
     --eval-videos 2 --eval-frames 8 --loader-batches 20 --out "benchmarks/results/cpu_${name}.json" \
