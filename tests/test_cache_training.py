@@ -9,7 +9,6 @@ steps. Two comparisons per method:
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -83,7 +82,7 @@ def cached_batch(samples: dict[str, dict], batch: list[tuple[int, int, str]]) ->
     return {name: value for name, value in collate_clips(clips).items() if name != "__key__"}
 
 
-def train(model: torch.nn.Module, inputs: list, method: str) -> list[dict[str, float]]:
+def train(model: torch.nn.Module, inputs: list) -> list[dict[str, float]]:
     """Three Adam steps (gradient clipping as in training); the losses of each step."""
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     history = []
@@ -110,8 +109,8 @@ def assert_histories_close(actual: list[dict], expected: list[dict], tolerance: 
 def test_training_from_cache_matches_training_from_video(cached, method: str) -> None:
     videos, samples = cached
     reference = tiny_model(method, tiny_backbone())
-    from_video = train(copy.deepcopy(reference), [video_batch(videos, batch) for batch in BATCHES], method)
-    from_cache = train(copy.deepcopy(reference), [cached_batch(samples, batch) for batch in BATCHES], method)
+    from_video = train(copy.deepcopy(reference), [video_batch(videos, batch) for batch in BATCHES])
+    from_cache = train(copy.deepcopy(reference), [cached_batch(samples, batch) for batch in BATCHES])
 
     backbone = reference.backbone
     with torch.no_grad():
@@ -119,7 +118,7 @@ def test_training_from_cache_matches_training_from_video(cached, method: str) ->
             {name: value.half().float() for name, value in backbone(video_batch(videos, batch)).items()}
             for batch in BATCHES
         ]
-    from_rounded_video = train(copy.deepcopy(reference), rounded, method)
+    from_rounded_video = train(copy.deepcopy(reference), rounded)
 
     expected_losses = {"srl": {"loss_recon", "loss_sc", "loss_reg", "loss_cl_dec", "loss_cl_enc"}, "videosaur": {"loss_timesim"}}
     assert set().union(*from_cache) == expected_losses[method] | {"total"}
