@@ -117,7 +117,8 @@ def build_backbone(config: DictConfig) -> Any:
 
 def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dict[str, Any]:
     """`cache_fingerprint` of the config's backbone (built if not given) and its transform."""
-    return cache_fingerprint(backbone if backbone is not None else build_backbone(config), transform_fingerprint(config))
+    backbone = backbone if backbone is not None else build_backbone(config)
+    return cache_fingerprint(backbone, transform_fingerprint(config))
 
 
 def resolve_shards(config: DictConfig, split: str) -> tuple[str, ...]:
@@ -127,7 +128,9 @@ def resolve_shards(config: DictConfig, split: str) -> tuple[str, ...]:
     return tuple(expand_shards(str(config.data[f"{split}_shards"]), data_root(config)))
 
 
-def split_plans(config: DictConfig, splits: tuple[str, ...] = ("train", "val"), clips_per_batch: int = 8) -> list[SplitPlan]:
+def split_plans(
+    config: DictConfig, splits: tuple[str, ...] = ("train", "val"), clips_per_batch: int = 8
+) -> list[SplitPlan]:
     """One `SplitPlan` per requested split: training clips (every chunk, both orientations when flipping),
     whole validation videos."""
     plans = []
