@@ -1,26 +1,20 @@
 """Compose an experiment config the way `srl-train` does, and build its model for the cache tools."""
 from __future__ import annotations
 
-import importlib.resources
 from typing import Sequence
 
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from srl_plugin.training.config import compose_config
+
 TRAIN_CONFIG = "train"
-
-
-def configs_dir() -> str:
-    """Absolute path of the shipped Hydra configs (`srl_plugin/configs`)."""
-    return str(importlib.resources.files("srl_plugin") / "configs")
 
 
 def compose_experiment(experiment: str, overrides: Sequence[str] = ()) -> DictConfig:
     """`train.yaml` with `experiment=<method>/<dataset>` and the given Hydra overrides applied."""
-    with initialize_config_dir(config_dir=configs_dir(), version_base=None):
-        return compose(config_name=TRAIN_CONFIG, overrides=[f"experiment={experiment}", *overrides])
+    return compose_config(TRAIN_CONFIG, [f"experiment={experiment}", *overrides])
 
 
 def instantiate_model(config: DictConfig, random_backbone: bool = False) -> nn.Module:

@@ -1,12 +1,16 @@
 """Composing the shipped Hydra configs (`train.yaml`, `eval.yaml`) from command-line overrides."""
 from __future__ import annotations
 
+import importlib.resources
 from typing import Any, Sequence
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.cache.config import configs_dir
+
+def configs_dir() -> str:
+    """Absolute path of the shipped Hydra configs (`srl_plugin/configs`)."""
+    return str(importlib.resources.files("srl_plugin") / "configs")
 
 
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
