@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -14,6 +15,42 @@ from srl_plugin.models.mlp import NormedMLP
 from srl_plugin.models.predictor import TransformerPredictor
 from srl_plugin.models.processor import RecurrentProcessor
 from srl_plugin.models.slot_attention import SlotAttention
+
+
+def slotcontrast_parts(
+    backbone: FrozenViTBackbone | None,
+    feature_dim: int,
+    num_slots: int,
+    slot_dim: int,
+    num_patches: int,
+    input_size: int | None,
+    mlp_hidden_dim: int | None,
+    decoder_hidden_dims: Sequence[int],
+    first_frame_iterations: int,
+    later_iterations: int,
+    predictor_heads: int,
+    predictor_blocks: int,
+    attention_scale_quirk: bool,
+) -> dict[str, Any]:
+    """``VideoSlotModel`` arguments of the SlotContrast architecture, which SRL shares (METHODS.md §3, §4.2):
+    MLP output transform, learned fixed slot init, slot attention with residual MLP, transformer predictor and
+    MLP broadcast decoder."""
+    return {
+        "backbone": backbone,
+        "encoder_mlp": NormedMLP(feature_dim, mlp_hidden_dim or 2 * feature_dim, slot_dim),
+        "initializer": FixedLearnedInit(num_slots, slot_dim),
+        "processor": RecurrentProcessor(
+            SlotAttention(slot_dim, use_mlp=True),
+            TransformerPredictor(slot_dim, predictor_heads, predictor_blocks, attention_scale_quirk),
+            first_frame_iterations,
+            later_iterations,
+        ),
+        "decoder": MLPBroadcastDecoder(slot_dim, feature_dim, num_patches, decoder_hidden_dims),
+        "num_slots": num_slots,
+        "feature_dim": feature_dim,
+        "num_patches": num_patches,
+        "input_size": input_size,
+    }
 
 
 class SlotContrastModel(VideoSlotModel):
@@ -45,20 +82,11 @@ class SlotContrastModel(VideoSlotModel):
         batch_contrast: bool = True,
     ) -> None:
         super().__init__(
-            backbone=backbone,
-            encoder_mlp=NormedMLP(feature_dim, mlp_hidden_dim or 2 * feature_dim, slot_dim),
-            initializer=FixedLearnedInit(num_slots, slot_dim),
-            processor=RecurrentProcessor(
-                SlotAttention(slot_dim, use_mlp=True),
-                TransformerPredictor(slot_dim, predictor_heads, predictor_blocks, attention_scale_quirk),
-                first_frame_iterations,
-                later_iterations,
-            ),
-            decoder=MLPBroadcastDecoder(slot_dim, feature_dim, num_patches, decoder_hidden_dims),
-            num_slots=num_slots,
-            feature_dim=feature_dim,
-            num_patches=num_patches,
-            input_size=input_size,
+            **slotcontrast_parts(
+                backbone, feature_dim, num_slots, slot_dim, num_patches, input_size, mlp_hidden_dim,
+                decoder_hidden_dims, first_frame_iterations, later_iterations, predictor_heads, predictor_blocks,
+                attention_scale_quirk,
+            )
         )
         self.loss_weights = {"loss_recon": recon_weight, "loss_ss": ss_weight}
         self.slot_temperature = slot_temperature

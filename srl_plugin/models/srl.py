@@ -18,12 +18,7 @@ from srl_plugin.losses import (
 from srl_plugin.losses.schedule import LossWindow
 from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.base import VideoSlotModel, total_loss
-from srl_plugin.models.decoders import MLPBroadcastDecoder
-from srl_plugin.models.initializers import FixedLearnedInit
-from srl_plugin.models.mlp import NormedMLP
-from srl_plugin.models.predictor import TransformerPredictor
-from srl_plugin.models.processor import RecurrentProcessor
-from srl_plugin.models.slot_attention import SlotAttention
+from srl_plugin.models.slotcontrast import slotcontrast_parts
 
 WindowSpec = LossWindow | Mapping[str, Any]
 
@@ -87,20 +82,11 @@ class SRLModel(VideoSlotModel):
         group_frames: int = 4,
     ) -> None:
         super().__init__(
-            backbone=backbone,
-            encoder_mlp=NormedMLP(feature_dim, mlp_hidden_dim or 2 * feature_dim, slot_dim),
-            initializer=FixedLearnedInit(num_slots, slot_dim),
-            processor=RecurrentProcessor(
-                SlotAttention(slot_dim, use_mlp=True),
-                TransformerPredictor(slot_dim, predictor_heads, predictor_blocks, attention_scale_quirk),
-                first_frame_iterations,
-                later_iterations,
-            ),
-            decoder=MLPBroadcastDecoder(slot_dim, feature_dim, num_patches, decoder_hidden_dims),
-            num_slots=num_slots,
-            feature_dim=feature_dim,
-            num_patches=num_patches,
-            input_size=input_size,
+            **slotcontrast_parts(
+                backbone, feature_dim, num_slots, slot_dim, num_patches, input_size, mlp_hidden_dim,
+                decoder_hidden_dims, first_frame_iterations, later_iterations, predictor_heads, predictor_blocks,
+                attention_scale_quirk,
+            )
         )
         self.dec_projector = nn.Linear(feature_dim, slot_dim, bias=False)
         self.enc_projector = nn.Linear(slot_dim, slot_dim, bias=False)
