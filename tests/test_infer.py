@@ -1,6 +1,8 @@
 """srl-infer: streaming inference over a user's video, its outputs, and the errors on bad input."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,18 @@ TINY_MODEL = [
     "model.backbone.model_kwargs.depth=1",
     "model.num_patches=16",
 ]
+
+
+def write_video(path: Path, video: np.ndarray, codec: str) -> None:
+    """Encodes uint8 frames ``(T, HEIGHT, WIDTH, 3)`` at 10 fps with ``codec`` into ``path``."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in video:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +77,7 @@ def inputs(video, tmp_path_factory):
     for t, frame in enumerate(video):
         Image.fromarray(frame).save(folder / f"frame_{t}.png")
     mp4 = root / "clip.mp4"
-    with av.open(str(mp4), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for frame in video:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(mp4, video, "libx264")
     return {"folder": folder, "mp4": mp4}
 
 
@@ -222,14 +229,7 @@ def test_checkpoint_without_backbone_weights_says_so(inputs, reference_dir, tmp_
 def test_webm_input(tiny_checkpoint, video, tmp_path) -> None:
     path, model = tiny_checkpoint
     webm = tmp_path / "clip.webm"
-    with av.open(str(webm), mode="w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for frame in video:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(webm, video, "libvpx-vp9")
     assert main([str(webm), "--checkpoint", str(path), "--out", str(tmp_path / "out"), "--window", "2"]) == 0
     _check_outputs(tmp_path / "out", model)
 
