@@ -17,6 +17,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from srl_plugin.atomic import write_json_atomic
+
 FORMAT_VERSION = 1
 META_FILE = "cache_meta.json"
 
@@ -71,10 +73,7 @@ def _normalise(value: Any) -> Any:
 
 def write_meta(cache_dir: Path, meta: Mapping[str, Any]) -> None:
     """Write `cache_meta.json` atomically (temporary file, then rename)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    temporary = cache_dir / f".{META_FILE}.tmp"
-    temporary.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, cache_dir / META_FILE)
+    write_json_atomic(cache_dir / META_FILE, dict(meta), sort_keys=True)
 
 
 def read_meta(cache_dir: Path, experiment: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
+from srl_plugin.atomic import StagedFile
 from srl_plugin.cache.format import ORIENTATIONS, encode_train_video, encode_val_video
 
 
@@ -188,34 +189,32 @@ def write_split(
         num_workers=min(num_workers, len(pending)),
         collate_fn=_identity,
     )
-    writers: dict[int, tuple[wds.TarWriter, Path, int]] = {}
+    writers: dict[int, tuple[wds.TarWriter, StagedFile, int]] = {}
     bar = tqdm(unit="video", desc=f"caching {plan.split} (0/{len(pending)} shards)", disable=not progress)
     finished = 0
     try:
         for local_index, source in loader:
             final = finals[pending[local_index]]
-            temporary = final.with_name(f".{final.name}.tmp")
+            if local_index not in writers:
+                staged = StagedFile(final)
+                writers[local_index] = (wds.TarWriter(str(staged.temporary)), staged, 0)
             if source is None:
-                if local_index not in writers:
-                    writers[local_index] = (wds.TarWriter(str(temporary)), temporary, 0)
-                writer, _, videos = writers.pop(local_index)
+                writer, staged, videos = writers.pop(local_index)
                 writer.close()
-                os.replace(temporary, final)
+                staged.commit()
                 counts[final.name] = videos
                 finished += 1
                 bar.set_description_str(f"caching {plan.split} ({finished}/{len(pending)} shards)")
                 if on_shard_done is not None:
                     on_shard_done(final.name, videos)
                 continue
-            if local_index not in writers:
-                writers[local_index] = (wds.TarWriter(str(temporary)), temporary, 0)
-            writer, path, videos = writers[local_index]
+            writer, staged, videos = writers[local_index]
             writer.write(encode_video(source, plan, extract, fingerprint_sha256))
-            writers[local_index] = (writer, path, videos + 1)
+            writers[local_index] = (writer, staged, videos + 1)
             bar.update(1)
     finally:
         bar.close()
-        for writer, path, _ in writers.values():
+        for writer, staged, _ in writers.values():
             writer.close()
-            path.unlink(missing_ok=True)
+            staged.discard()
     return counts

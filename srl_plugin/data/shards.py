@@ -15,12 +15,13 @@ import gzip
 import io
 import os
 import tarfile
-import uuid
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import braceexpand
 import numpy as np
+
+from srl_plugin.atomic import atomic_path
 
 DATASET_TYPES = ("movi", "ytvis")
 DATA_ROOT_ENV = "SRL_DATA_ROOT"
@@ -100,23 +101,17 @@ def write_shard(path: str | os.PathLike[str], samples: Iterable[tuple[str, Mappi
 
     Returns the number of samples written.
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     count = 0
-    try:
-        with tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for key, arrays in samples:
-                if "." in key or "/" in key:
-                    raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
-                for name, array in arrays.items():
-                    data = _npy_bytes(array)
-                    info = tarfile.TarInfo(f"{key}.{name}.npy")
-                    info.size, info.mode, info.mtime = len(data), 0o644, 0
-                    tar.addfile(info, io.BytesIO(data))
-                count += 1
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, arrays in samples:
+            if "." in key or "/" in key:
+                raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+            for name, array in arrays.items():
+                data = _npy_bytes(array)
+                info = tarfile.TarInfo(f"{key}.{name}.npy")
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+            count += 1
     return count
 
 

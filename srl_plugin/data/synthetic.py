@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from srl_plugin.atomic import write_json_atomic
 from srl_plugin.data.render import PRESETS, SyntheticConfig, generate_video
 from srl_plugin.data.shards import write_shard
 
@@ -89,12 +90,6 @@ def _is_complete(root: Path, manifest: dict[str, Any] | None, parameters: dict[s
     return all((root / name).is_file() for split in SPLITS for name in manifest["counts"][split])
 
 
-def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(content, indent=2, sort_keys=True))
-    os.replace(temporary, path)
-
-
 def ensure_synthetic_dataset(
     root: str | os.PathLike[str],
     preset: str = "movi_c_like",
@@ -152,7 +147,7 @@ def ensure_synthetic_dataset(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - started
-    _write_json_atomic(root / MANIFEST, {
+    write_json_atomic(root / MANIFEST, sort_keys=True, record={
         "parameters": parameters,
         "patterns": synthetic_shard_patterns(train_shards, val_shards),
         "counts": counts,
