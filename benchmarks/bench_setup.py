@@ -9,17 +9,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from srl_plugin.cache.config import compose_experiment, instantiate_model
 from srl_plugin.cache.fingerprint import cache_fingerprint
 from srl_plugin.cache.reader import CachedFeatureDataModule
 from srl_plugin.cache.store import build_cache
 from srl_plugin.cache.writer import SourceVideo, SplitPlan, backbone_extractor
+from srl_plugin.runtime import build_model as build_runtime_model
+from srl_plugin.runtime import compose_experiment
 
 
 def build_model(experiment: str, overrides: list[str]) -> nn.Module:
     """The experiment's model as `srl-train` builds it, with a randomly initialised backbone (same compute)."""
-    config = compose_experiment(experiment, overrides)
-    return instantiate_model(config, random_backbone=True)
+    return build_runtime_model(compose_experiment(experiment, overrides), backbone="random")
 
 
 def cached_inputs(backbone: nn.Module, batch_size: int, frames: int, device: torch.device) -> dict[str, torch.Tensor]:

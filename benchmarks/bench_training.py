@@ -101,7 +101,7 @@ def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.devic
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """Run one phase in this process and return its measurements."""
     from benchmarks.bench_setup import build_model, cached_inputs
-    from srl_plugin.cache.speed import autocast, maybe_compile
+    from benchmarks.speed import autocast, maybe_compile
 
     device = torch.device(args.device)
     if args.threads:

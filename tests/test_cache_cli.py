@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from srl_plugin.cache import CacheMismatchError, CacheMissingError, build_cached_datamodule
 from srl_plugin.cache import cli
-from srl_plugin.cache.config import compose_experiment
-from srl_plugin.cache.experiment import build_backbone, cache_dir, check_cacheable
+from srl_plugin.cache.experiment import cache_dir, check_cacheable
+from srl_plugin.runtime import build_backbone, compose_experiment
 
 FP16_TOLERANCE = {"atol": 2e-3, "rtol": 2e-3}
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from srl_plugin.training import cli_demo, cli_eval, cli_train
-from srl_plugin.training.checkpoints import load_model, read_checkpoint
+from srl_plugin.runtime import load_model, read_checkpoint
 
 TINY = [
     "data.batch_size=2", "data.val_batch_size=2", "data.val_size=4", "trainer.enable_progress_bar=false",

@@ -10,8 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from srl_plugin.cache.config import compose_experiment, instantiate_model
-from srl_plugin.training.config import compose_config, resolved_container
+from srl_plugin.runtime import build_model, compose_config, compose_experiment, resolved_container
 from srl_plugin.training.runner import build_strategy, world_size
 
 METHODS = ("srl", "slotcontrast", "videosaur")
@@ -181,7 +180,7 @@ def test_strategy_uses_find_unused_parameters_only_for_several_processes() -> No
 @pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS if name.endswith("synthetic")])
 def test_synthetic_experiments_instantiate_and_run(experiment: str) -> None:
     config = compose(experiment, "data.root=/nonexistent")
-    model = instantiate_model(config)
+    model = build_model(config)
     datamodule = instantiate(OmegaConf.to_container(config.data, resolve=True))
     assert type(datamodule).__name__ == "VideoDataModule"
     size = config.model.backbone.input_size
@@ -199,7 +198,7 @@ def test_synthetic_experiments_instantiate_and_run(experiment: str) -> None:
 def test_real_experiment_models_build_with_random_backbone(experiment: str) -> None:
     config = compose(experiment)
     with torch.device("meta"):
-        model = instantiate_model(config, random_backbone=True)
+        model = build_model(config, backbone="random")
     expected = PUBLISHED[experiment]
     assert model.backbone.input_size == expected[1] and model.backbone.num_patches == expected[2]
     assert model.backbone.feature_dim == expected[3] and model.num_slots == expected[4]

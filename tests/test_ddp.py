@@ -12,7 +12,7 @@ import torch
 
 from srl_plugin.data.synthetic import ensure_synthetic_dataset
 from srl_plugin.training import cli_eval
-from srl_plugin.training.config import compose_config, resolved_container
+from srl_plugin.runtime import compose_config, resolved_container
 from srl_plugin.training.module import SlotVideoModule
 
 METRICS = ("video_fg_ari", "image_fg_ari", "video_mbo", "image_mbo")

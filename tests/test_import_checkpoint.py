@@ -5,13 +5,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from srl_plugin.cache.config import compose_experiment
-from srl_plugin.inference import import_official_checkpoint, load_checkpoint_model
+from srl_plugin.inference import import_official_checkpoint
 from srl_plugin.inference.cli_import import main
 from srl_plugin.interop import model_from_official_state_dict, official_state_dict_from_model
 from srl_plugin.interop.videosaur import official_videosaur_state_dict_from_model
 from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, VideoSAURModel
-from srl_plugin.training.checkpoints import load_model, read_checkpoint
+from srl_plugin.runtime import compose_experiment, load_model, read_checkpoint
 
 OUTPUTS = ("features", "slots", "grouping_masks", "redundancy_attn", "decoder_masks", "reconstruction")
 RTOL = 1e-5  # as tests/test_interop.py: the reference was stored in float32
@@ -36,7 +35,7 @@ def converted(official_ckpt, tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_converted_checkpoint_reproduces_reference_outputs(converted, reference, dtype) -> None:
-    model, config = load_checkpoint_model(converted, with_backbone=False)
+    model, config = load_model(converted, backbone="none")
     assert isinstance(model, SRLModel) and config.method == "srl"
     model = model.to(dtype)
     with torch.no_grad():
@@ -48,7 +47,7 @@ def test_converted_checkpoint_reproduces_reference_outputs(converted, reference,
 
 
 def test_converted_model_is_identical_to_the_direct_official_import(converted, reference) -> None:
-    ours, _ = load_checkpoint_model(converted, with_backbone=False)
+    ours, _ = load_model(converted, backbone="none")
     direct = model_from_official_state_dict(reference["state_dict"], preset="movi_c").eval()
     for key, value in direct.state_dict().items():
         assert torch.equal(ours.state_dict()[key], value), key
@@ -83,7 +82,7 @@ def test_slotcontrast_is_detected_and_a_wrong_method_lists_missing_keys(referenc
     source = tmp_path / "slotcontrast.ckpt"
     torch.save({"state_dict": state}, source)
     assert main([str(source), str(tmp_path / "sc.ckpt")]) == 0
-    model, config = load_checkpoint_model(tmp_path / "sc.ckpt", with_backbone=False)
+    model, config = load_model(tmp_path / "sc.ckpt", backbone="none")
     assert isinstance(model, SlotContrastModel) and config.method == "slotcontrast"
     assert main([str(source), str(tmp_path / "bad.ckpt"), "--method", "srl"]) == 1
     error = capsys.readouterr().err
@@ -187,7 +186,7 @@ def test_destination_may_be_a_run_directory(official_ckpt, reference, tmp_path) 
     written = import_official_checkpoint(official_ckpt, run_dir)
     assert written == run_dir / "checkpoints" / "last.ckpt"
     assert read_checkpoint(run_dir)["hyper_parameters"]["config"]["output_dir"] == str(run_dir)
-    model, _ = load_checkpoint_model(run_dir, with_backbone=False)
+    model, _ = load_model(run_dir, backbone="none")
     assert model.num_slots == 11
 
 
@@ -206,7 +205,7 @@ def test_videosaur_ytvis_settings_come_from_shapes_and_preset(tmp_path) -> None:
     assert model_config["similarity_temperature"] == 0.25 and model_config["num_slots"] == 7
     assert model_config["backbone"]["model_name"] == "vit_base_patch16_224.dino"
     assert model_config["backbone"]["input_size"] == 32 and model_config["input_size"] == 32
-    model, _ = load_checkpoint_model(tmp_path / "ours.ckpt", with_backbone=False)
+    model, _ = load_model(tmp_path / "ours.ckpt", backbone="none")
     for key, value in original.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
 

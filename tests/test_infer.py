@@ -8,20 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from srl_plugin.cache.config import compose_experiment
 from srl_plugin.data.shards import write_shard
-from srl_plugin.inference import (
-    build_model,
-    checkpoint_dict,
-    import_official_checkpoint,
-    mask_grid,
-    overlay_masks,
-    slot_palette,
-    stream_windows,
-)
+from srl_plugin.inference import import_official_checkpoint, mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.cli_infer import main
 from srl_plugin.interop import model_from_official_state_dict
 from srl_plugin.metrics import slot_ids_from_soft
+from srl_plugin.runtime import build_model, checkpoint_dict, compose_experiment, frame_windows, stream
 
 av = pytest.importorskip("av")
 
@@ -93,7 +85,7 @@ def test_streaming_in_windows_equals_one_pass(tiny_checkpoint, video, window) ->
     clip = _prepare(video, 32)
     with torch.no_grad():
         whole = model(clip)
-    parts = list(stream_windows(model, clip.split(window, dim=1)))
+        parts = list(stream(model, frame_windows({"video": clip}, window)))
     assert len(parts) == -(-FRAMES // window)
     for name in ("slots", "decoder_masks", "grouping_masks", "predicted_slots"):
         streamed = torch.cat([part[name] for part in parts], dim=1)
@@ -106,7 +98,7 @@ def test_streaming_features_matches_reference_model(reference_dir) -> None:
     features = reference["backbone_features"]
     with torch.no_grad():
         whole = model.forward_features(features)
-    streamed = list(stream_windows(model, features.split(1, dim=1), features=True))
+        streamed = list(stream(model, frame_windows({"backbone_features": features}, 1)))
     torch.testing.assert_close(torch.cat([p["decoder_masks"] for p in streamed], 1), whole["decoder_masks"], rtol=1e-5, atol=1e-7)
 
 
@@ -223,7 +215,7 @@ def test_checkpoint_without_backbone_weights_says_so(inputs, reference_dir, tmp_
     converted = import_official_checkpoint(tmp_path / "official.ckpt", tmp_path / "ours.ckpt")
     assert main([str(inputs["folder"]), "--checkpoint", str(converted), "--out", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
-    assert "holds no backbone weights" in error and "with_backbone=False" in error
+    assert "holds no backbone weights" in error and "backbone='none'" in error
 
 
 def test_webm_input(tiny_checkpoint, video, tmp_path) -> None:

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from srl_plugin.models import FrozenViTBackbone, SRLModel
 from srl_plugin.training.checkpoints import AtomicCheckpointIO
-from srl_plugin.training.config import compose_config, resolved_container
-from srl_plugin.training.module import SlotVideoModule, drop_padding, split_into_clips, video_eval_masks
+from srl_plugin.runtime import compose_config, resolved_container, split_into_clips, video_eval_masks
+from srl_plugin.training.module import SlotVideoModule, drop_padding
 
 ALWAYS = {"start": 0, "end": None, "start_inclusive": True, "end_inclusive": False}
 

@@ -17,19 +17,18 @@ from typing import Sequence
 import torch
 from omegaconf import OmegaConf
 
-from srl_plugin.cache.config import compose_experiment
 from srl_plugin.cache.experiment import (
-    build_backbone,
     cache_dir,
     check_cacheable,
     data_root,
-    experiment_name,
     expected_fingerprint,
     shard_readers,
     split_plans,
 )
 from srl_plugin.cache.store import build_cache
 from srl_plugin.cache.writer import backbone_extractor
+from srl_plugin.data.synthetic import ensure_synthetic_dataset
+from srl_plugin.runtime import build_backbone, compose_experiment, experiment_name
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,8 +57,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_cacheable(config, splits)
     synthetic = OmegaConf.select(config, "data.synthetic", default=None)
     if synthetic is not None:
-        from srl_plugin.data.synthetic import ensure_synthetic_dataset
-
         ensure_synthetic_dataset(data_root(config), **OmegaConf.to_container(synthetic, resolve=True))
     target = cache_dir(config)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -17,23 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from srl_plugin.cache.fingerprint import cache_fingerprint
 from srl_plugin.cache.reader import CachedFeatureDataModule
 from srl_plugin.cache.writer import ShardReader, SourceVideo, SplitPlan
+from srl_plugin.data.shards import expand_shards, iter_shard_samples, resolve_root
+from srl_plugin.data.transforms import prepare_masks, prepare_video
+from srl_plugin.runtime import build_backbone, experiment_name
 
 DEFAULT_CACHE_SUBDIR = "feature_cache"
 # Transform settings the backbone input depends on (METHODS.md §1.2-§1.3); batch sizes, workers and
 # buffers only change the order of samples, so they are not part of the fingerprint.
 TRANSFORM_FIELDS = ("input_size", "mask_size", "num_classes", "chunk_size")
-
-
-def experiment_name(config: DictConfig) -> str:
-    """`<method>/<dataset>` of a composed config."""
-    return f"{config.method}/{config.dataset}"
 
 
 def dataset_type(config: DictConfig) -> str:
@@ -46,8 +42,6 @@ def dataset_type(config: DictConfig) -> str:
 
 def data_root(config: DictConfig) -> Path | None:
     """`data.root`, else $SRL_DATA_ROOT, else None (as the video pipeline resolves it)."""
-    from srl_plugin.data.shards import resolve_root
-
     root = OmegaConf.select(config, "data.root", default=None)
     return resolve_root(None if root is None else str(root))
 
@@ -97,24 +91,6 @@ def transform_fingerprint(config: DictConfig) -> dict[str, Any]:
     return fingerprint
 
 
-def build_backbone(config: DictConfig) -> Any:
-    """The config's frozen backbone (`model.backbone`), built on its own.
-
-    A randomly initialised backbone (tests, synthetic demo) gets the weights that `srl-train` gives it:
-    the torch generator is seeded with `seed` right before construction, as `srl-train` does before it builds
-    the model (whose first part is the backbone). The caller's generator state is left untouched.
-    """
-    node = OmegaConf.select(config, "model.backbone", default=None)
-    if node is None:
-        raise ValueError(
-            f"experiment {experiment_name(config)} has no model.backbone; the feature cache needs the "
-            "frozen backbone that the model would run"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(OmegaConf.select(config, "seed", default=0) or 0))
-        return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)))
-
-
 def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dict[str, Any]:
     """`cache_fingerprint` of the config's backbone (built if not given) and its transform."""
     backbone = backbone if backbone is not None else build_backbone(config)
@@ -123,8 +99,6 @@ def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dic
 
 def resolve_shards(config: DictConfig, split: str) -> tuple[str, ...]:
     """The source shards of `split` ("train" / "val"): `data.<split>_shards` expanded under the data root."""
-    from srl_plugin.data.shards import expand_shards
-
     return tuple(expand_shards(str(config.data[f"{split}_shards"]), data_root(config)))
 
 
@@ -147,9 +121,6 @@ def split_plans(
 
 def shard_readers(config: DictConfig) -> dict[str, ShardReader]:
     """Readers that decode a source shard into `SourceVideo`s with the video pipeline's own functions."""
-    from srl_plugin.data.shards import iter_shard_samples
-    from srl_plugin.data.transforms import prepare_masks, prepare_video
-
     kind = dataset_type(config)
     input_size = int(config.data.input_size)
     mask_size = int(OmegaConf.select(config, "data.mask_size", default=None) or input_size)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from srl_plugin.cache.format import decode_masks, decode_meta, feature_entry, from_npy_bytes
 from srl_plugin.cache.meta import CacheMismatchError, check_fingerprint, read_meta, split_info
-from srl_plugin.cache.speed import loader_kwargs
+from srl_plugin.data.loading import loader_kwargs
 from srl_plugin.cache.writer import cache_shard_path
 
 

@@ -34,7 +34,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from srl_plugin.cache.speed import loader_kwargs
+from srl_plugin.data.loading import loader_kwargs
 from srl_plugin.data.shards import (
     DATA_ROOT_ENV,
     BadSampleError,

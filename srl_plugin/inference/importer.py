@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from srl_plugin.cache.config import compose_experiment
 from srl_plugin.interop.official import detect_method, infer_architecture, model_from_official_state_dict
 from srl_plugin.interop.presets import BACKBONES, method_kwargs
 from srl_plugin.interop.videosaur import (
@@ -26,7 +24,7 @@ from srl_plugin.interop.videosaur import (
     videosaur_model_from_official_state_dict,
     videosaur_model_kwargs,
 )
-from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, LAST_CHECKPOINT
+from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, checkpoint_dict, compose_experiment, save_checkpoint
 
 METHODS = ("srl", "slotcontrast", "videosaur")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
@@ -168,16 +166,6 @@ def build_from_official(
     return model, config
 
 
-def checkpoint_dict(model: nn.Module, config: dict[str, Any], global_step: int = 0) -> dict[str, Any]:
-    """Our checkpoint layout (the one ``srl-train`` writes) for ``model`` and its resolved ``config``."""
-    return {
-        "state_dict": {f"model.{key}": value.detach().cpu() for key, value in model.state_dict().items()},
-        "hyper_parameters": {"config": config},
-        "global_step": int(global_step),
-        "pytorch-lightning_version": lightning.__version__,
-    }
-
-
 def import_official_checkpoint(
     source: str | Path,
     destination: str | Path,
@@ -199,6 +187,4 @@ def import_official_checkpoint(
     if destination.suffix != ".ckpt":
         config["output_dir"] = str(destination)
         destination = destination / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint_dict(model, config, global_step), destination)
-    return destination
+    return save_checkpoint(checkpoint_dict(model, config, global_step), destination)

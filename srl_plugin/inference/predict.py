@@ -1,9 +1,9 @@
 """Streaming inference of a trained model over a whole video, and the outputs of ``srl-infer``.
 
-The video is cut into windows of ``window`` frames; each window starts from the previous window's
-``predicted_slots[:, -1]`` (docs/ARCHITECTURE.md), so slot ``k`` keeps its identity over the whole video and
-the result equals one pass over all frames (METHODS.md §1.8: frame 0 gets the first-frame iteration count,
-every later frame the later-frame count), while memory stays bounded by the window.
+The video is read and cut into windows of ``window`` frames, which go through the runtime's streaming runner
+(:func:`srl_plugin.runtime.stream`: each window starts from the previous window's slots, so slot ``k`` keeps its
+identity over the whole video and the result equals one pass over all frames), while memory stays bounded by
+the window.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srl_plugin.data.transforms import center_crop_box, prepare_video
-from srl_plugin.inference.checkpoint import load_checkpoint_model
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
 from srl_plugin.metrics import slot_ids_from_soft
+from srl_plugin.runtime import load_model, stream
 
 
 def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
@@ -51,27 +51,6 @@ def windows_of(frames: Iterable[np.ndarray], window: int) -> Iterator[np.ndarray
             batch = []
     if batch:
         yield np.stack(batch)
-
-
-@torch.no_grad()
-def stream_windows(
-    model: nn.Module, windows: Iterable[torch.Tensor], features: bool = False
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Runs ``model`` window after window, carrying the slots across windows.
-
-    Args:
-        model: a method model (docs/ARCHITECTURE.md API).
-        windows: ``(B, t, 3, H, W)`` normalised video windows, or with ``features=True`` ``(B, t, N, D_f)``
-            backbone features.
-
-    Yields each window's output dict (``slots`` ``(B, t, K, D)``, ``decoder_masks`` ``(B, t, K, N)``, ...).
-    """
-    slots = None
-    for inputs in windows:
-        run = model.forward_features if features else model
-        outputs = run(inputs, initial_slots=slots)
-        slots = outputs["predicted_slots"][:, -1]
-        yield outputs
 
 
 def resolve_device(device: str) -> torch.device:
@@ -101,6 +80,7 @@ def _grid_indices(num_frames: int | None, count: int, window: int) -> set[int]:
     return {i * window for i in range(count)}
 
 
+@torch.no_grad()
 def infer_video(
     model: nn.Module,
     source: VideoSource,
@@ -141,16 +121,16 @@ def infer_video(
     slots: list[np.ndarray] = []
     frame_windows: list[np.ndarray] = []
 
-    def model_inputs() -> Iterator[torch.Tensor]:
+    def video_windows() -> Iterator[dict[str, torch.Tensor]]:
         for frames in windows_of(source.frames(), window):
             frames = crop_to_model_view(frames, dataset_type)
             frame_windows.append(frames)
-            yield prepare_video(frames, model.input_size, dataset_type).unsqueeze(0).to(device)
+            yield {"video": prepare_video(frames, model.input_size, dataset_type).unsqueeze(0).to(device)}
 
     bar = tqdm(total=source.num_frames, unit="frame", desc=source.name, disable=not progress)
     start = 0
     try:
-        for outputs in stream_windows(model, model_inputs()):
+        for outputs in stream(model, video_windows()):
             frames = frame_windows.pop()
             soft = model.eval_masks(outputs)[0].float()
             ids = slot_ids_from_soft(soft[None], tuple(frames.shape[1:3]))[0].to(torch.uint8).cpu().numpy()
@@ -203,7 +183,7 @@ def run_inference(
     slot initialisation. ``options`` go to :func:`infer_video`.
     """
     resolved = resolve_device(device)
-    model, config = load_checkpoint_model(checkpoint, with_backbone=True)
+    model, config = load_model(checkpoint)
     dataset_type = str(OmegaConf.select(config, "data.dataset_type", default="movi"))
     sources = open_videos(input_path, key=key, dataset_type=dataset_type)
     out_dir = Path(out_dir)

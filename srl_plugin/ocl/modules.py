@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from srl_plugin.training import module as standalone_module
+from srl_plugin import runtime
 
 
 class MethodModel(nn.Module):
@@ -75,10 +75,10 @@ class MethodModel(nn.Module):
             and with ``independent_chunks`` ``B' = B * floor(T / c)``, ``T' = c``; otherwise ``B' = B``, ``T' = T``.
         """
         batch = {"video": video, "backbone_features": backbone_features, "backbone_keys": backbone_keys}
-        inputs = standalone_module.model_inputs({name: value for name, value in batch.items() if value is not None})
+        inputs = runtime.model_inputs({name: value for name, value in batch.items() if value is not None})
         weights = self.model.loss_weights
         if self.training:
-            outputs = standalone_module.run_model(self.model, inputs)
+            outputs = runtime.run_model(self.model, inputs)
             eval_masks = self.model.eval_masks(outputs)
             losses = self.model.compute_losses(outputs, global_step=int(global_step))
             losses.pop("total")
@@ -86,15 +86,15 @@ class MethodModel(nn.Module):
         else:
             if self.independent_chunks:
                 chunks = self.independent_chunks
-                inputs = {name: standalone_module.split_into_clips(value, chunks) for name, value in inputs.items()}
-                masks = None if masks is None else standalone_module.split_into_clips(masks, chunks)
+                inputs = {name: runtime.split_into_clips(value, chunks) for name, value in inputs.items()}
+                masks = None if masks is None else runtime.split_into_clips(masks, chunks)
             frames = next(iter(inputs.values())).shape[1]
             if self.stream_frames is None or self.stream_frames >= frames:
-                outputs = standalone_module.run_model(self.model, inputs)
+                outputs = runtime.run_model(self.model, inputs)
                 eval_masks = self.model.eval_masks(outputs)
             else:
                 outputs = {}
-                eval_masks = standalone_module.video_eval_masks(self.model, inputs, self.stream_frames)
+                eval_masks = runtime.video_eval_masks(self.model, inputs, self.stream_frames)
             losses = {}
             weighted = {name: eval_masks.new_full((), float("nan")) for name in weights}
         if masks is not None:

@@ -26,6 +26,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from srl_plugin.runtime import build_model as build_runtime_model
+from srl_plugin.runtime import compose_experiment
+
 RESOLVER_NAME = "srl_standalone"
 _MISSING = object()
 
@@ -57,8 +60,6 @@ def _as_overrides(overrides: Sequence[str] | ListConfig | None) -> tuple[str, ..
 
 @functools.lru_cache(maxsize=32)
 def _compose(experiment: str, overrides: tuple[str, ...]) -> DictConfig:
-    from srl_plugin.cache.config import compose_experiment
-
     with _outside_running_hydra_app():
         config = compose_experiment(experiment, overrides)
     OmegaConf.set_readonly(config, True)
@@ -110,9 +111,7 @@ def _absolute_data_root(root: Any) -> Any:
 
 def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
     """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node)."""
-    from srl_plugin.training.module import build_model as build
-
-    return build(standalone_config(experiment, overrides))
+    return build_runtime_model(standalone_config(experiment, overrides))
 
 
 def _quoted(value: str) -> str:

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from srl_plugin.training.cli_train import TRAIN_CONFIG, train
-from srl_plugin.training.config import compose_config
-from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, write_json_atomic
+from srl_plugin.training.cli_train import train
+from srl_plugin.atomic import write_json_atomic
+from srl_plugin.runtime import TRAIN_CONFIG, compose_config
+from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint
 from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
 
 METHODS = ("srl", "slotcontrast", "videosaur")
@@ -55,7 +56,7 @@ def run_method(method: str, out: Path, steps: int | None, overrides: Sequence[st
     train(compose_config(TRAIN_CONFIG, run_overrides))
     trained = time.perf_counter()
     record = evaluate_checkpoint(run_dir)
-    write_json_atomic(record, run_dir / METRICS_FILE)
+    write_json_atomic(run_dir / METRICS_FILE, record)
     print(
         f"srl-demo: {method}: trained in {trained - started:.0f} s, evaluated in {time.perf_counter() - trained:.0f} s",
         flush=True,

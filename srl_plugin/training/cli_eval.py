@@ -15,8 +15,9 @@ from typing import Sequence
 
 from lightning.pytorch.utilities import rank_zero_only
 
-from srl_plugin.training.checkpoints import checkpoint_path
-from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of, write_json_atomic
+from srl_plugin.atomic import write_json_atomic
+from srl_plugin.runtime import checkpoint_path
+from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of
 from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
 
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 @rank_zero_only
 def report(record: dict, out: Path) -> None:
     """Writes the metrics record and prints it as a table (rank 0 only)."""
-    write_json_atomic(record, out)
+    write_json_atomic(out, record)
     print(to_markdown(leaderboard_rows([record])))
     print(f"srl-eval: wrote {out}", flush=True)
 

@@ -17,12 +17,10 @@ from typing import Sequence
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, LAST_CHECKPOINT
-from srl_plugin.training.config import compose_config, resolved_container
+from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, TRAIN_CONFIG, compose_config, resolved_container
 from srl_plugin.training.module import SlotVideoModule
 from srl_plugin.training.runner import build_datamodule, build_trainer, set_num_threads
 
-TRAIN_CONFIG = "train"
 RESOLVED_CONFIG_FILE = "config.yaml"
 
 

@@ -8,22 +8,26 @@ the metrics record that `srl-eval` writes as `metrics.json`:
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, checkpoint_path, load_model, read_checkpoint
-from srl_plugin.training.config import compose_config, resolved_container
-from srl_plugin.training.module import METRIC_CLASSES, SlotVideoModule
+from srl_plugin.metrics import METRICS
+from srl_plugin.runtime import (
+    CHECKPOINT_SUBDIR,
+    checkpoint_path,
+    compose_config,
+    load_model,
+    read_checkpoint,
+    resolved_container,
+)
+from srl_plugin.training.module import SlotVideoModule
 from srl_plugin.training.runner import build_datamodule, build_trainer, set_num_threads
 
 EVAL_CONFIG = "eval"
 METRICS_FILE = "metrics.json"
-METRIC_NAMES = tuple(METRIC_CLASSES)
+METRIC_NAMES = tuple(METRICS)
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -72,13 +76,3 @@ def evaluate_checkpoint(path_or_run_dir: str | Path, overrides: Sequence[str] = 
     }
     record.update({name: values[name] for name in METRIC_NAMES})
     return record
-
-
-def write_json_atomic(record: Any, path: Path) -> None:
-    """Writes ``record`` as indented JSON through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump(record, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)

@@ -23,29 +23,14 @@ from torch import nn
 from torchmetrics import MetricCollection, SumMetric
 from torchvision.utils import save_image
 
+from srl_plugin.metrics import METRICS, hard_masks_from_soft
+from srl_plugin.runtime import build_model, model_inputs, run_model, split_into_clips, video_eval_masks
 from srl_plugin.training.schedule import exp_decay_with_warmup
 from srl_plugin.training.visualization import denormalize, mask_overlay_grid
 
-METRIC_CLASSES = {
-    "video_fg_ari": "VideoARI",
-    "image_fg_ari": "ImageARI",
-    "video_mbo": "VideoMBO",
-    "image_mbo": "ImageMBO",
-}
-
-
-def build_model(config: DictConfig) -> nn.Module:
-    """``config.model`` instantiated (a method model with its frozen backbone)."""
-    return instantiate(OmegaConf.to_container(config.model, resolve=True))
-
-
 def build_metrics(ignore_background: bool) -> MetricCollection:
-    """Video / image FG-ARI and mBO (METHODS.md §1.11), keyed as in :data:`METRIC_CLASSES`."""
-    import srl_plugin.metrics as metrics
-
-    return MetricCollection(
-        {name: getattr(metrics, cls)(ignore_background=ignore_background) for name, cls in METRIC_CLASSES.items()}
-    )
+    """Video / image FG-ARI and mBO (METHODS.md §1.11), keyed as in :data:`srl_plugin.metrics.METRICS`."""
+    return MetricCollection({name: cls(ignore_background=ignore_background) for name, cls in METRICS.items()})
 
 
 def drop_padding(batch: dict[str, Any]) -> dict[str, Any]:
@@ -67,67 +52,12 @@ def drop_padding(batch: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def split_into_clips(tensor: torch.Tensor, clip_frames: int) -> torch.Tensor:
-    """(B, T, ...) -> (B * floor(T / c), c, ...): independent ``c``-frame clips; leftover frames are dropped."""
-    num_clips = tensor.shape[1] // clip_frames
-    if num_clips == 0:
-        raise ValueError(f"a {tensor.shape[1]}-frame video is shorter than evaluation.independent_chunks={clip_frames}")
-    trimmed = tensor[:, : num_clips * clip_frames]
-    return trimmed.reshape(tensor.shape[0] * num_clips, clip_frames, *tensor.shape[2:])
-
-
-def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The model inputs of a batch: ``video`` or cached ``backbone_features`` (+ ``backbone_keys``)."""
-    if "backbone_features" in batch:
-        inputs = {"backbone_features": batch["backbone_features"]}
-        if batch.get("backbone_keys") is not None:
-            inputs["backbone_keys"] = batch["backbone_keys"]
-        return inputs
-    if "video" not in batch:
-        raise KeyError(f"a batch needs 'video' or 'backbone_features'; got keys {sorted(batch)}")
-    return {"video": batch["video"]}
-
-
-def run_model(
-    model: nn.Module, inputs: dict[str, torch.Tensor], initial_slots: torch.Tensor | None = None
-) -> dict[str, torch.Tensor]:
-    """``model(video)`` or ``model.forward_features(backbone_features, backbone_keys)``."""
-    if "backbone_features" in inputs:
-        return model.forward_features(
-            backbone_features=inputs["backbone_features"],
-            backbone_keys=inputs.get("backbone_keys"),
-            initial_slots=initial_slots,
-        )
-    return model(inputs["video"], initial_slots=initial_slots)
-
-
-def video_eval_masks(
-    model: nn.Module, inputs: dict[str, torch.Tensor], stream_frames: int | None = None
-) -> torch.Tensor:
-    """Soft evaluation masks (B, T, K, N) of whole videos.
-
-    With ``stream_frames`` the video goes through the recurrence ``stream_frames`` frames at a time, each
-    window starting from the previous window's last predicted slots: the same computation as one pass
-    over all frames (frame 0 uses the initialiser, every later frame the predictor), with less memory.
-    """
-    num_frames = next(iter(inputs.values())).shape[1]
-    if stream_frames is None or stream_frames >= num_frames:
-        return model.eval_masks(run_model(model, inputs))
-    masks, slots = [], None
-    for start in range(0, num_frames, stream_frames):
-        window = {name: value[:, start : start + stream_frames] for name, value in inputs.items()}
-        outputs = run_model(model, window, initial_slots=slots)
-        masks.append(model.eval_masks(outputs))
-        slots = outputs["predicted_slots"][:, -1]
-    return torch.cat(masks, dim=1)
-
-
 class SlotVideoModule(L.LightningModule):
     """Trains / validates ``config.model``; checkpoints hold ``model.*`` weights and ``{"config": ...}``.
 
     Args:
         config: the resolved experiment config as a plain dict (stored as the ``config`` hyperparameter).
-        model: an already built model (e.g. from :func:`srl_plugin.training.checkpoints.load_model`);
+        model: an already built model (e.g. from :func:`srl_plugin.runtime.load_model`);
             ``None`` builds ``config["model"]``.
         image_dir: where validation mask images are written as PNG (rank 0), or ``None``.
     """
@@ -164,8 +94,6 @@ class SlotVideoModule(L.LightningModule):
         if self.independent_chunks:
             inputs = {name: split_into_clips(value, self.independent_chunks) for name, value in inputs.items()}
             true_masks = split_into_clips(true_masks, self.independent_chunks)
-        from srl_plugin.metrics import hard_masks_from_soft
-
         soft = video_eval_masks(self.model, inputs, self.stream_frames)
         pred_masks = hard_masks_from_soft(soft, tuple(true_masks.shape[-2:]))
         self.val_metrics.update(pred_masks, true_masks)

@@ -12,7 +12,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.training.checkpoints import CHECKPOINT_SUBDIR, AtomicCheckpointIO, StepCheckpoint
+from srl_plugin.runtime import CHECKPOINT_SUBDIR
+from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 
 
 def set_num_threads(config: DictConfig) -> None:

@@ -1,4 +1,9 @@
-"""Composing the shipped Hydra configs (`train.yaml`, `eval.yaml`) from command-line overrides."""
+"""Composing the shipped Hydra configs: the one place every front door gets its config from.
+
+``train.yaml`` / ``eval.yaml`` plus an ``experiment=<method>/<dataset>`` file and Hydra overrides give the
+run config; :func:`resolved_container` is what checkpoints and run folders store (self-contained: every
+interpolation resolved).
+"""
 from __future__ import annotations
 
 import importlib.resources
@@ -7,9 +12,11 @@ from typing import Any, Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+TRAIN_CONFIG = "train"
+
 
 def configs_dir() -> str:
-    """Absolute path of the shipped Hydra configs (`srl_plugin/configs`)."""
+    """Absolute path of the shipped Hydra configs (``srl_plugin/configs``)."""
     return str(importlib.resources.files("srl_plugin") / "configs")
 
 
@@ -25,8 +32,18 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+def compose_experiment(experiment: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """``train.yaml`` with ``experiment=<method>/<dataset>`` and the given Hydra overrides applied."""
+    return compose_config(TRAIN_CONFIG, [f"experiment={experiment}", *overrides])
+
+
 def resolved_container(config: DictConfig) -> dict[str, Any]:
     """The config with every interpolation resolved, as plain Python containers (what checkpoints store)."""
     container = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
     assert isinstance(container, dict)
     return container
+
+
+def experiment_name(config: DictConfig) -> str:
+    """``<method>/<dataset>`` of a composed config."""
+    return f"{config.method}/{config.dataset}"

@@ -1,8 +1,6 @@
-"""Small speed helpers shared by the cache, the harness and the benchmarks; none of them changes results
-beyond float tolerance.
+"""Speed switches of the benchmarks (none of them changes results beyond float tolerance).
 
-- `loader_kwargs`: DataLoader settings (pinned memory on GPU machines, persistent workers, prefetching).
-- `autocast`: bf16 autocast on CUDA when asked (a no-op context on CPU or when disabled).
+- `autocast`: bf16 / fp16 autocast on CUDA when asked (a no-op context when disabled).
 - `maybe_compile`: `torch.compile` behind a flag.
 """
 from __future__ import annotations
@@ -13,23 +11,6 @@ from typing import Any, Callable, ContextManager, TypeVar
 import torch
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def loader_kwargs(num_workers: int, pin_memory: bool | None = None, prefetch_factor: int = 4) -> dict[str, Any]:
-    """Keyword arguments for `torch.utils.data.DataLoader`.
-
-    pin_memory: None pins host memory when CUDA is available (faster, asynchronous host-to-device copies).
-    Workers are kept alive between epochs (`persistent_workers`) and prefetch `prefetch_factor` batches.
-    """
-    kwargs: dict[str, Any] = {
-        "num_workers": num_workers,
-        "pin_memory": torch.cuda.is_available() if pin_memory is None else pin_memory,
-    }
-    if num_workers > 0:
-        kwargs.update(persistent_workers=True, prefetch_factor=prefetch_factor)
-    return kwargs
-
-
 def autocast(device: torch.device | str, precision: str | None) -> ContextManager[Any]:
     """Autocast context for `precision` in {None, "bf16", "fp16"} on CUDA; refuses autocast on CPU.
 

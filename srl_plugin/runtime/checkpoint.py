@@ -1,0 +1,139 @@
+"""The checkpoint format of this package and loading a model from it (every front door reads it here).
+
+Format (written by ``srl-train`` and ``srl-import-checkpoint``): a Lightning checkpoint dict with
+- ``state_dict``: ``model.<param>`` for the whole method model, frozen backbone included (or without
+  ``model.backbone.*`` when the backbone comes from the timm cache);
+- ``hyper_parameters``: ``{"config": <resolved experiment config as a plain dict>}`` (self-contained);
+- ``global_step``: optimizer steps done.
+A run directory keeps them in ``<output_dir>/checkpoints/``: ``step_<N>.ckpt`` and ``last.ckpt`` (the newest).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from srl_plugin.atomic import atomic_path
+from srl_plugin.runtime.build import build_model
+
+CHECKPOINT_SUBDIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+MODEL_PREFIX = "model."
+BACKBONE_PREFIX = "backbone."
+
+
+def checkpoint_path(path_or_run_dir: str | Path) -> Path:
+    """The checkpoint file of a run directory (``checkpoints/last.ckpt``) or the given ``.ckpt`` file."""
+    path = Path(path_or_run_dir).expanduser()
+    if path.is_dir():
+        candidate = path / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
+        if not candidate.is_file():
+            raise FileNotFoundError(
+                f"run directory {path} has no {CHECKPOINT_SUBDIR}/{LAST_CHECKPOINT}; train into it with "
+                f"`srl-train output_dir={path}` or pass a .ckpt file"
+            )
+        return candidate
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file or run directory at {path}")
+    return path
+
+
+def read_checkpoint(path_or_run_dir: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, checked to be in this package's format (see the module docstring)."""
+    path = checkpoint_path(path_or_run_dir)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable torch checkpoint ({reason})") from error
+    config = checkpoint.get("hyper_parameters", {}).get("config") if isinstance(checkpoint, dict) else None
+    state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(config, dict) or not isinstance(state_dict, dict) or not any(
+        key.startswith(MODEL_PREFIX) for key in state_dict
+    ):
+        raise ValueError(
+            f"{path} is not an srl-plugin checkpoint: it needs 'state_dict' with 'model.*' weights and "
+            "'hyper_parameters': {'config': ...}. Train with srl-train or convert an official checkpoint with "
+            "srl-import-checkpoint"
+        )
+    return checkpoint
+
+
+def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The method model's weights (``model.`` prefix removed)."""
+    return {
+        key[len(MODEL_PREFIX) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(MODEL_PREFIX)
+    }
+
+
+def checkpoint_dict(model: nn.Module, config: Mapping[str, Any], global_step: int = 0) -> dict[str, Any]:
+    """The checkpoint layout (module docstring) for ``model`` and its resolved ``config``."""
+    return {
+        "state_dict": {f"{MODEL_PREFIX}{key}": value.detach().cpu() for key, value in model.state_dict().items()},
+        "hyper_parameters": {"config": dict(config)},
+        "global_step": int(global_step),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+
+
+def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
+    """Writes ``checkpoint`` to ``path`` atomically (fsynced temporary file renamed over it)."""
+    with atomic_path(path, fsync=True) as temporary, open(temporary, "wb") as file:
+        torch.save(dict(checkpoint), file)
+    return Path(path)
+
+
+def load_model(
+    path_or_run_dir: str | Path,
+    backbone: Literal["auto", "none"] = "auto",
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, DictConfig]:
+    """``(model in eval mode, config)`` from a run directory or a ``.ckpt`` file.
+
+    ``backbone="auto"``: when the checkpoint holds the backbone weights (``model.backbone.*``) the backbone is
+    built randomly initialised and every weight is loaded strictly; otherwise the backbone is built as the
+    config says (pretrained weights from the local cache or ``weights_path``) and all other weights must match.
+    ``backbone="none"``: the model is built without its frozen ViT (it then runs through ``forward_features``
+    on precomputed features), which works even when neither the checkpoint nor timm's cache has its weights.
+
+    Raises:
+        FileNotFoundError: no such file / run directory, or backbone weights in neither the checkpoint nor
+            timm's cache.
+        ValueError: not an srl-plugin checkpoint (e.g. an official one: convert it with srl-import-checkpoint),
+            or weights that do not match the config's model.
+    """
+    if backbone not in ("auto", "none"):
+        raise ValueError(f"backbone must be 'auto' or 'none', got {backbone!r}")
+    checkpoint = read_checkpoint(path_or_run_dir, map_location)
+    config = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+    state_dict = model_state_dict(checkpoint)
+    has_backbone = any(key.startswith(BACKBONE_PREFIX) for key in state_dict)
+    if backbone == "none":
+        state_dict = {key: value for key, value in state_dict.items() if not key.startswith(BACKBONE_PREFIX)}
+        mode = "none"
+    else:
+        mode = "random" if has_backbone else "config"
+    try:
+        model = build_model(config, backbone=mode)
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, FileNotFoundError):
+            raise
+        raise FileNotFoundError(
+            f"{path_or_run_dir} holds no backbone weights, so the model needs timm's pretrained ViT, which is not "
+            "in the local cache; running on video is impossible until it is (features-only use works through "
+            f"load_model(path, backbone='none')). {error.__cause__}"
+        ) from error
+    result = model.load_state_dict(state_dict, strict=mode != "config")
+    missing = [key for key in result.missing_keys if not key.startswith(BACKBONE_PREFIX)]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint {checkpoint_path(path_or_run_dir)} does not match its config's model: missing "
+            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    return model.to(map_location).eval(), config
