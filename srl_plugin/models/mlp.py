@@ -12,7 +12,8 @@ class NormedMLP(nn.Module):
 
     Used as the two-layer output transform of the frozen encoder (METHODS.md §1.5, with
     ``hidden = 2 * D_f``) and as the residual MLP of slot attention (§1.7, ``hidden = 4 * D``; the
-    residual connection lives in the caller). There is no final activation.
+    residual connection lives in the caller). There is no final activation. All parameters keep the
+    PyTorch default initialisation, biases included, exactly as the official code leaves them (§1.5).
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
@@ -27,18 +28,18 @@ class NormedMLP(nn.Module):
 
 
 def build_relu_mlp(dims: Sequence[int], final_activation: bool = False) -> nn.Sequential:
-    """``Linear(dims[0], dims[1]) -> ReLU -> ... -> Linear(dims[-2], dims[-1])`` with zero biases.
+    """``Linear(dims[0], dims[1]) -> ReLU -> ... -> Linear(dims[-2], dims[-1])``.
 
-    Weights keep the PyTorch default initialisation (METHODS.md §1.9). ``final_activation`` adds a
-    ReLU after the last linear. The layout (linears at even indices) mirrors the official decoders.
+    Weights and biases keep the PyTorch default initialisation, as in the official decoders, whose
+    bias-zeroing helper never reaches the layers of a ``Sequential`` (docs/METHODS.md §1.9).
+    ``final_activation`` adds a ReLU after the last linear. The layout (linears at even indices)
+    mirrors the official decoders.
     """
     if len(dims) < 2:
         raise ValueError(f"an MLP needs at least an input and an output width, got dims={list(dims)}")
     layers: list[nn.Module] = []
     for index, (width_in, width_out) in enumerate(zip(dims[:-1], dims[1:])):
-        linear = nn.Linear(width_in, width_out)
-        nn.init.zeros_(linear.bias)
-        layers.append(linear)
+        layers.append(nn.Linear(width_in, width_out))
         if index < len(dims) - 2 or final_activation:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
