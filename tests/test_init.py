@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from srl_plugin.cache.config import compose_experiment, instantiate_model
+from srl_plugin.runtime import build_model, compose_experiment
 
 Check = Callable[[str, torch.Tensor, int], None]  # name, initial value, fan-in of its layer
 
@@ -92,7 +92,7 @@ RULES: list[tuple[str, Check]] = [
 @pytest.mark.parametrize("experiment", ["srl/synthetic", "slotcontrast/synthetic", "videosaur/synthetic"])
 def test_every_parameter_starts_as_in_the_official_code(experiment: str) -> None:
     torch.manual_seed(0)
-    model = instantiate_model(compose_experiment(experiment), random_backbone=True)
+    model = build_model(compose_experiment(experiment), backbone="random")
     parameters = {name: value for name, value in model.named_parameters() if not name.startswith("backbone.")}
     unmatched = []
     for name, value in parameters.items():
