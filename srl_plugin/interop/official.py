@@ -1,4 +1,4 @@
-"""Build an ``SRLModel`` / ``SlotContrastModel`` from an official checkpoint's state dict."""
+"""Build an ``SRLModel`` / ``SlotContrastModel`` / ``SlotCurriModel`` from an official checkpoint's state dict."""
 from __future__ import annotations
 
 import math
@@ -12,9 +12,18 @@ from srl_plugin.interop.keymap import convert_official_state_dict, ours_to_offic
 from srl_plugin.interop.presets import BACKBONES, method_kwargs
 from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.slotcontrast import SlotContrastModel
+from srl_plugin.models.slotcurri import SlotCurriModel
 from srl_plugin.models.srl import SRLModel
 
 _BACKBONE_PREFIX = "encoder.module.backbone.model."
+MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = {
+    "srl": SRLModel,
+    "slotcontrast": SlotContrastModel,
+    "slotcurri": SlotCurriModel,
+}
+# Our state that official checkpoints never store: SlotCurri's per-slot errors (a plain attribute there, zero
+# after loading), so an import starts from zeros as the official code does.
+STATE_NOT_IN_OFFICIAL = frozenset({"initializer.slot_errors"})
 
 
 def detect_method(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -91,14 +100,16 @@ def _build_backbone(state_dict: Mapping[str, torch.Tensor], preset: str, input_s
 
 def model_from_official_state_dict(
     state_dict: Mapping[str, torch.Tensor], preset: str = "movi_c", method: str = "auto"
-) -> SRLModel | SlotContrastModel:
-    """Builds our model from an official SRL or SlotContrast ``state_dict`` and loads every weight.
+) -> SRLModel | SlotContrastModel | SlotCurriModel:
+    """Builds our model from an official SRL, SlotContrast or SlotCurri ``state_dict`` and loads every weight.
 
     Args:
         state_dict: the ``state_dict`` of an official Lightning checkpoint (official key names). Without
             ``encoder.module.backbone.*`` the model has no backbone and runs only through ``forward_features``.
-        preset: ``movi_c``, ``movi_e`` or ``ytvis2021``: loss weights, windows, top-k and the backbone name.
-        method: ``srl``, ``slotcontrast`` or ``auto`` (SRL when ``projector.*``/``projector2.*`` are present).
+        preset: ``movi_c``, ``movi_e`` or ``ytvis2021``: loss weights, windows, top-k, SlotCurri's curriculum
+            steps and the backbone name.
+        method: ``srl``, ``slotcontrast``, ``slotcurri`` or ``auto`` (SRL when ``projector.*``/``projector2.*``
+            are present, else SlotContrast: SlotCurri checkpoints use SlotContrast's key names, so name it).
 
     Raises:
         KeyError: listing official keys with no counterpart and parameters the state dict does not provide.
@@ -109,12 +120,13 @@ def model_from_official_state_dict(
     architecture = infer_architecture(state_dict)
     input_size = math.isqrt(int(architecture["num_patches"])) * BACKBONES[preset]["patch_size"]
     backbone = _build_backbone(state_dict, preset, input_size)
-    model_class = SRLModel if method == "srl" else SlotContrastModel
+    model_class = MODEL_CLASSES[method]
     model = model_class(backbone=backbone, input_size=input_size, **architecture, **kwargs)
 
     converted, unknown = convert_official_state_dict(state_dict)
     expected = model.state_dict()
     unknown += [ours_to_official_key(key) or key for key in converted if key not in expected]
+    converted.update({key: expected[key] for key in STATE_NOT_IN_OFFICIAL if key in expected})
     missing = [key for key in expected if key not in converted]
     if unknown or missing:
         raise KeyError(
@@ -126,14 +138,17 @@ def model_from_official_state_dict(
     return model
 
 
-def official_state_dict_from_model(model: SRLModel | SlotContrastModel) -> dict[str, torch.Tensor]:
-    """Our model's weights in the official key layout (inverse of :func:`model_from_official_state_dict`)."""
-    return to_official_state_dict(model.state_dict())
+def official_state_dict_from_model(model: SRLModel | SlotContrastModel | SlotCurriModel) -> dict[str, torch.Tensor]:
+    """Our model's weights in the official key layout (inverse of :func:`model_from_official_state_dict`;
+    state the official checkpoints do not store is left out)."""
+    return to_official_state_dict(
+        {key: value for key, value in model.state_dict().items() if key not in STATE_NOT_IN_OFFICIAL}
+    )
 
 
 def load_official_checkpoint(
     path: str | Path, preset: str = "movi_c", method: str = "auto"
-) -> SRLModel | SlotContrastModel:
+) -> SRLModel | SlotContrastModel | SlotCurriModel:
     """Reads an official Lightning ``.ckpt`` (tensors only, ``weights_only=True``) and builds the model."""
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:

@@ -1,4 +1,5 @@
-"""Hyper-parameters of the official SRL and SlotContrast configurations (METHODS.md §3.1, §4.1, §4.8).
+"""Hyper-parameters of the official SRL, SlotContrast and SlotCurri configurations (METHODS.md §3.1, §4.1, §4.8;
+NEW_METHODS.md §B.1).
 
 Architecture sizes (slots, widths, patches) are read from the checkpoint itself; a preset supplies what a
 state dict cannot tell: the backbone name, the patch size and the loss settings.
@@ -52,6 +53,10 @@ SRL_COMMON: dict[str, Any] = {
 
 SLOTCONTRAST_COMMON: dict[str, Any] = {"recon_weight": 1.0, "ss_weight": 0.5, "slot_temperature": 0.1}
 
+# SlotCurri (NEW_METHODS.md §B.1): SlotContrast's losses plus SSIM; the curriculum is keyed on model.max_steps.
+SLOTCURRI_COMMON: dict[str, Any] = {**SLOTCONTRAST_COMMON, "ssim_weight": 0.05, "cyclic_inference": True}
+SLOTCURRI_SCHEDULE_STEPS: dict[str, int] = {"movi_c": 100000, "movi_e": 300000, "ytvis2021": 100000}
+
 BACKBONES: dict[str, dict[str, Any]] = {
     "movi_c": {"model_name": "vit_small_patch14_dinov2.lvd142m", "patch_size": 14},
     "movi_e": {"model_name": "vit_base_patch14_dinov2.lvd142m", "patch_size": 14},
@@ -60,11 +65,14 @@ BACKBONES: dict[str, dict[str, Any]] = {
 
 
 def method_kwargs(method: str, preset: str) -> dict[str, Any]:
-    """Constructor keyword arguments (losses, schedule) of ``method`` ('srl' or 'slotcontrast') for ``preset``."""
+    """Constructor keyword arguments (losses, schedule) of ``method`` ('srl', 'slotcontrast' or 'slotcurri') for
+    ``preset``."""
     if preset not in BACKBONES:
         raise ValueError(f"unknown preset '{preset}'; choose one of {sorted(BACKBONES)}")
     if method == "srl":
         return {**SRL_COMMON, **SRL_PRESETS[preset]}
     if method == "slotcontrast":
         return dict(SLOTCONTRAST_COMMON)
-    raise ValueError(f"unknown method '{method}'; choose 'srl' or 'slotcontrast'")
+    if method == "slotcurri":
+        return {**SLOTCURRI_COMMON, "schedule_steps": SLOTCURRI_SCHEDULE_STEPS[preset]}
+    raise ValueError(f"unknown method '{method}'; choose 'srl', 'slotcontrast' or 'slotcurri'")

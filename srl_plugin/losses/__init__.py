@@ -1,23 +1,29 @@
-"""Loss functions of VideoSAUR, SlotContrast and SRL (METHODS.md §2.3, §3.3, §4.3-§4.7).
+"""Loss functions of VideoSAUR, SlotContrast and SRL (METHODS.md §2.3, §3.3, §4.3-§4.7) and SlotCurri
+(NEW_METHODS.md §B).
 
-Every function takes tensors in the ``batch, time, [slots], tokens, channels`` layout of METHODS.md §0,
-returns a 0-dim tensor, and raises ``ValueError`` on wrongly shaped input.
+Every function takes tensors in the ``batch, time, [slots], tokens, channels`` layout of METHODS.md §0
+(``ssim_loss``: volumes ``batch, channels, time, height, width``), returns a 0-dim tensor
+(``per_slot_reconstruction_error``: one value per slot), and raises ``ValueError`` on wrongly shaped input.
 """
 from srl_plugin.losses.consistency import decoder_consistency_loss, encoder_consistency_loss
-from srl_plugin.losses.reconstruction import feature_reconstruction_loss
+from srl_plugin.losses.reconstruction import feature_reconstruction_loss, per_slot_reconstruction_error
 from srl_plugin.losses.redundancy import slot_redundancy_loss
 from srl_plugin.losses.schedule import LossWindow
 from srl_plugin.losses.slot_contrast import slotcontrast_loss, srl_slot_contrastive_loss
+from srl_plugin.losses.ssim import PatchSSIMLoss, ssim_loss
 from srl_plugin.losses.temporal_similarity import temporal_similarity_loss, temporal_similarity_target
 
 __all__ = [
     "LossWindow",
+    "PatchSSIMLoss",
     "decoder_consistency_loss",
     "encoder_consistency_loss",
     "feature_reconstruction_loss",
+    "per_slot_reconstruction_error",
     "slot_redundancy_loss",
     "slotcontrast_loss",
     "srl_slot_contrastive_loss",
+    "ssim_loss",
     "temporal_similarity_loss",
     "temporal_similarity_target",
 ]

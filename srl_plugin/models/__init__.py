@@ -1,6 +1,7 @@
-"""Model components and the SRL, SlotContrast and VideoSAUR method models (docs/ARCHITECTURE.md)."""
+"""Model components and the SRL, SlotContrast, SlotCurri and VideoSAUR method models (docs/ARCHITECTURE.md)."""
 from srl_plugin.models.attention import MultiHeadAttention
 from srl_plugin.models.backbone import FrozenViTBackbone
+from srl_plugin.models.curriculum import CurriculumLearnedInit
 from srl_plugin.models.decoders import MLPBroadcastDecoder, SlotMixerDecoder
 from srl_plugin.models.initializers import FixedLearnedInit, RandomInit
 from srl_plugin.models.mlp import NormedMLP, build_relu_mlp
@@ -8,10 +9,12 @@ from srl_plugin.models.predictor import TransformerPredictor
 from srl_plugin.models.processor import RecurrentProcessor
 from srl_plugin.models.slot_attention import SlotAttention
 from srl_plugin.models.slotcontrast import SlotContrastModel
+from srl_plugin.models.slotcurri import SlotCurriModel
 from srl_plugin.models.srl import SRLModel
 from srl_plugin.models.videosaur import VideoSAURModel
 
 __all__ = [
+    "CurriculumLearnedInit",
     "FixedLearnedInit",
     "FrozenViTBackbone",
     "MLPBroadcastDecoder",
@@ -22,6 +25,7 @@ __all__ = [
     "SRLModel",
     "SlotAttention",
     "SlotContrastModel",
+    "SlotCurriModel",
     "SlotMixerDecoder",
     "TransformerPredictor",
     "VideoSAURModel",

@@ -57,7 +57,9 @@ class VideoSlotModel(nn.Module):
         self.patch_grid = (side, side)
         self.input_size = input_size
 
-    def forward(self, video: torch.Tensor, initial_slots: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, video: torch.Tensor, initial_slots: torch.Tensor | None = None, global_step: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """``video`` (B, T, 3, H, W) -> the outputs of :meth:`forward_features`."""
         if self.backbone is None:
             raise RuntimeError(
@@ -66,7 +68,8 @@ class VideoSlotModel(nn.Module):
             )
         encoded = self.backbone(video)
         return self.forward_features(
-            encoded["backbone_features"], encoded.get("backbone_keys"), initial_slots=initial_slots
+            encoded["backbone_features"], encoded.get("backbone_keys"), initial_slots=initial_slots,
+            global_step=global_step,
         )
 
     def forward_features(
@@ -74,6 +77,7 @@ class VideoSlotModel(nn.Module):
         backbone_features: torch.Tensor,
         backbone_keys: torch.Tensor | None = None,
         initial_slots: torch.Tensor | None = None,
+        global_step: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Runs everything after the frozen backbone.
 
@@ -81,6 +85,8 @@ class VideoSlotModel(nn.Module):
             backbone_features: (B, T, N, D_f) frozen last-block tokens.
             backbone_keys: (B, T, N, D_f) last-block keys (used by VideoSAUR only; passed through).
             initial_slots: (B, K, D) slots for frame 0 (streaming continuation) or ``None``.
+            global_step: optimizer steps done; read by step-dependent initialisers (SlotCurri's slot
+                curriculum needs it in training mode), ignored by the others.
 
         Returns a dict with ``backbone_features`` (detached), ``features`` (B, T, N, D), ``slots`` and
         ``predicted_slots`` (B, T, K, D), ``grouping_masks`` (B, T, K, N), ``decoder_masks`` (B, T, K, N),
@@ -95,7 +101,7 @@ class VideoSlotModel(nn.Module):
         features = self.encoder_mlp(backbone_features)
         continuation = initial_slots is not None
         if initial_slots is None:
-            initial_slots = self.initializer(backbone_features.shape[0])
+            initial_slots = self._initial_slots(backbone_features.shape[0], global_step)
         processed = self.processor(initial_slots, features, continuation=continuation)
         decoded = self.decoder(processed["slots"])
         outputs = {
@@ -111,6 +117,10 @@ class VideoSlotModel(nn.Module):
             outputs["backbone_keys"] = backbone_keys.detach()
         outputs.update(self._extra_outputs(processed))
         return outputs
+
+    def _initial_slots(self, batch_size: int, global_step: int | None) -> torch.Tensor:
+        """(B, K, D) frame-0 slots from the initialiser; ``global_step`` is unused by default."""
+        return self.initializer(batch_size)
 
     def _extra_outputs(self, processed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Method-specific outputs taken from the processor results; none by default."""

@@ -14,6 +14,11 @@ class RecurrentProcessor(nn.Module):
     Frame 0 uses ``first_frame_iterations`` slot-attention iterations, later frames
     ``later_iterations``. With ``continuation=True`` (streaming: the initial slots are the previous
     window's predicted slots) frame 0 also uses ``later_iterations``.
+
+    With ``cyclic_eval`` (SlotCurri, NEW_METHODS.md §B.4) evaluation (``eval()`` mode) adds a backward sweep:
+    starting from the last frame's predicted slots, frames ``T-2, ..., 0`` are corrected again
+    (``later_iterations`` each) and predicted; the outputs of frames ``0..T-2`` come from that sweep, frame
+    ``T-1`` from the forward sweep.
     """
 
     def __init__(
@@ -22,12 +27,14 @@ class RecurrentProcessor(nn.Module):
         predictor: TransformerPredictor,
         first_frame_iterations: int = 3,
         later_iterations: int = 2,
+        cyclic_eval: bool = False,
     ) -> None:
         super().__init__()
         self.corrector = corrector
         self.predictor = predictor
         self.first_frame_iterations = first_frame_iterations
         self.later_iterations = later_iterations
+        self.cyclic_eval = cyclic_eval
 
     def forward(
         self, initial_slots: torch.Tensor, features: torch.Tensor, continuation: bool = False
@@ -35,7 +42,8 @@ class RecurrentProcessor(nn.Module):
         """``initial_slots`` (B, K, D), ``features`` (B, T, N, D).
 
         Returns ``slots`` and ``predicted_slots`` (B, T, K, D), ``grouping_masks`` and
-        ``redundancy_attn`` (B, T, K, N).
+        ``redundancy_attn`` (B, T, K, N); with a cyclic evaluation, ``predicted_slots[:, -1]`` is still the
+        forward sweep's prediction for the frame after the clip.
         """
         if features.dim() != 4:
             raise ValueError(f"features must be (B, T, N, D), got shape {tuple(features.shape)}")
@@ -43,17 +51,26 @@ class RecurrentProcessor(nn.Module):
             raise ValueError(
                 f"initial slots must be (B, K, D) with B={features.shape[0]}, got {tuple(initial_slots.shape)}"
             )
+        num_frames = features.shape[1]
         slots = initial_slots
-        per_frame: dict[str, list[torch.Tensor]] = {
-            "slots": [], "predicted_slots": [], "grouping_masks": [], "redundancy_attn": []
-        }
-        for t in range(features.shape[1]):
+        per_frame: list[dict[str, torch.Tensor]] = []
+        for t in range(num_frames):
             first = t == 0 and not continuation
             iterations = self.first_frame_iterations if first else self.later_iterations
-            corrected = self.corrector(slots, features[:, t], iterations)
-            slots = self.predictor(corrected["slots"])
-            per_frame["slots"].append(corrected["slots"])
-            per_frame["predicted_slots"].append(slots)
-            per_frame["grouping_masks"].append(corrected["masks"])
-            per_frame["redundancy_attn"].append(corrected["redundancy_attn"])
-        return {name: torch.stack(values, dim=1) for name, values in per_frame.items()}
+            per_frame.append(self._step(slots, features[:, t], iterations))
+            slots = per_frame[-1]["predicted_slots"]
+        if self.cyclic_eval and not self.training:
+            for t in range(num_frames - 2, -1, -1):
+                per_frame[t] = self._step(slots, features[:, t], self.later_iterations)
+                slots = per_frame[t]["predicted_slots"]
+        return {name: torch.stack([frame[name] for frame in per_frame], dim=1) for name in per_frame[0]}
+
+    def _step(self, slots: torch.Tensor, features: torch.Tensor, iterations: int) -> dict[str, torch.Tensor]:
+        """One frame: slot attention from ``slots`` (B, K, D) on ``features`` (B, N, D), then the predictor."""
+        corrected = self.corrector(slots, features, iterations)
+        return {
+            "slots": corrected["slots"],
+            "predicted_slots": self.predictor(corrected["slots"]),
+            "grouping_masks": corrected["masks"],
+            "redundancy_attn": corrected["redundancy_attn"],
+        }

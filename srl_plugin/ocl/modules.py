@@ -78,7 +78,7 @@ class MethodModel(nn.Module):
         inputs = runtime.model_inputs({name: value for name, value in batch.items() if value is not None})
         weights = self.model.loss_weights
         if self.training:
-            outputs = runtime.run_model(self.model, inputs)
+            outputs = runtime.run_model(self.model, inputs, global_step=int(global_step))
             eval_masks = self.model.eval_masks(outputs)
             losses = self.model.compute_losses(outputs, global_step=int(global_step))
             losses.pop("total")

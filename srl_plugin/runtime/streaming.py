@@ -31,19 +31,24 @@ def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def run_model(
-    model: nn.Module, inputs: Mapping[str, torch.Tensor], initial_slots: torch.Tensor | None = None
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    initial_slots: torch.Tensor | None = None,
+    global_step: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """``model(video)`` or ``model.forward_features(backbone_features, backbone_keys)`` (see :func:`model_inputs`).
 
-    ``initial_slots`` (B, K, D) continue a stream (frame 0 then uses the later-frame iteration count).
+    ``initial_slots`` (B, K, D) continue a stream (frame 0 then uses the later-frame iteration count);
+    ``global_step`` reaches step-dependent models (SlotCurri's slot curriculum in training mode).
     """
     if "backbone_features" in inputs:
         return model.forward_features(
             backbone_features=inputs["backbone_features"],
             backbone_keys=inputs.get("backbone_keys"),
             initial_slots=initial_slots,
+            global_step=global_step,
         )
-    return model(inputs["video"], initial_slots=initial_slots)
+    return model(inputs["video"], initial_slots=initial_slots, global_step=global_step)
 
 
 def stream(model: nn.Module, windows: Iterable[Mapping[str, torch.Tensor]]) -> Iterator[dict[str, torch.Tensor]]:

@@ -78,7 +78,8 @@ class SlotVideoModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         inputs = model_inputs(batch)
-        losses = self.model.compute_losses(run_model(self.model, inputs), global_step=self.global_step)
+        outputs = run_model(self.model, inputs, global_step=self.global_step)
+        losses = self.model.compute_losses(outputs, global_step=self.global_step)
         batch_size = next(iter(inputs.values())).shape[0]
         self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
         self.log_dict(
