@@ -100,7 +100,7 @@ def test_demo_trains_and_evaluates_every_method(
     cli_demo.main(["--out", str(tmp_path), "--all-methods", "--steps", "2", "--", *TINY,
                    "trainer.val_check_interval=2"])
     out = capsys.readouterr().out
-    for method in ("srl", "slotcontrast", "videosaur"):
+    for method in ("srl", "slotcontrast", "videosaur", "slotcurri"):
         record = json.loads((tmp_path / method / "metrics.json").read_text())
         assert (record["method"], record["step"], record["num_videos"]) == (method, 2, 4)
         assert f"| {method} | synthetic | 2 | 4 |" in out

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from srl_plugin.runtime import build_model, compose_config, compose_experiment, resolved_container
 from srl_plugin.training.runner import build_strategy, world_size
 
-METHODS = ("srl", "slotcontrast", "videosaur")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 EXPERIMENTS = [f"{method}/{dataset}" for method in METHODS for dataset in DATASETS]
 REAL = [name for name in EXPERIMENTS if not name.endswith("synthetic")]
@@ -21,6 +21,7 @@ MODEL_CLASSES = {
     "srl": "srl_plugin.models.SRLModel",
     "slotcontrast": "srl_plugin.models.SlotContrastModel",
     "videosaur": "srl_plugin.models.VideoSAURModel",
+    "slotcurri": "srl_plugin.models.SlotCurriModel",
 }
 DATA_KEYS = {
     "_target_", "train_shards", "val_shards", "root", "dataset_type", "input_size", "mask_size", "num_classes",
@@ -47,6 +48,9 @@ PUBLISHED: dict[str, tuple[Any, ...]] = {
     "videosaur/movi_c": ("vit_base_patch8_224.dino", 224, 784, 768, 11, 128, 128, 4e-4, 100000, "32-true", 0.5, 16, 224),
     "videosaur/movi_e": ("vit_base_patch8_224.dino", 224, 784, 768, 15, 128, 128, 4e-4, 100000, "32-true", 0.5, 16, 224),
     "videosaur/ytvis2021": ("vit_base_patch16_224.dino", 224, 196, 768, 7, 64, 128, 4e-4, 100000, "32-true", 0.5, 16, 224),
+    "slotcurri/movi_c": ("vit_small_patch14_dinov2.lvd142m", 336, 576, 384, 11, 64, 64, 8e-4, 100000, "16-mixed", 0.5, 16, 336),
+    "slotcurri/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
+    "slotcurri/ytvis2021": ("vit_base_patch14_dinov2.lvd142m", 518, 1369, 768, 7, 64, 32, 8e-4, 100000, "16-mixed", 0.0, 1, 518),
 }
 # SRL loss schedule (METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
 SRL_SCHEDULE = {
@@ -141,6 +145,20 @@ def test_slotcontrast_losses(experiment: str) -> None:
     )
 
 
+# SlotCurri (NEW_METHODS.md §B.1): the official model.max_steps keys the curriculum.
+SLOTCURRI_SCHEDULE_STEPS = {"slotcurri/movi_c": 100000, "slotcurri/movi_e": 300000, "slotcurri/ytvis2021": 100000}
+
+
+@pytest.mark.parametrize("experiment", sorted(SLOTCURRI_SCHEDULE_STEPS))
+def test_slotcurri_losses_and_curriculum(experiment: str) -> None:
+    model = resolved_container(compose(experiment))["model"]
+    assert (model["recon_weight"], model["ssim_weight"], model["ss_weight"], model["slot_temperature"]) == (
+        1.0, 0.05, 0.5, 0.1,
+    )
+    assert model["batch_contrast"] is True and model["cyclic_inference"] is True
+    assert model["schedule_steps"] == SLOTCURRI_SCHEDULE_STEPS[experiment]
+
+
 @pytest.mark.parametrize("experiment", [name for name in REAL if name.startswith("videosaur")])
 def test_videosaur_losses_and_decoder(experiment: str) -> None:
     config = resolved_container(compose(experiment))
@@ -184,10 +202,11 @@ def test_synthetic_experiments_instantiate_and_run(experiment: str) -> None:
     datamodule = instantiate(OmegaConf.to_container(config.data, resolve=True))
     assert type(datamodule).__name__ == "VideoDataModule"
     size = config.model.backbone.input_size
+    last_step = int(config.trainer.max_steps) - 1
     with torch.no_grad():
-        outputs = model(torch.randn(1, 4, 3, size, size))
+        outputs = model(torch.randn(1, 4, 3, size, size), global_step=last_step)
     assert model.eval_masks(outputs).shape == (1, 4, config.model.num_slots, config.model.num_patches)
-    losses = model.compute_losses(outputs, global_step=int(config.trainer.max_steps) - 1)
+    losses = model.compute_losses(outputs, global_step=last_step)
     if experiment.startswith("srl"):
         assert {"loss_recon", "loss_sc", "loss_cl_dec", "loss_cl_enc"} <= set(losses)
         assert "loss_reg" in model.compute_losses(outputs, global_step=0)

@@ -25,7 +25,7 @@ from srl_plugin.ocl import compat, standalone  # noqa: E402
 
 pytestmark = pytest.mark.ocl
 
-METHODS = ("srl", "slotcontrast", "videosaur")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 OCL_CONFIGS = Path(ocl_train_module.__file__).resolve().parents[2] / "configs"
 SCRIPTS = Path(sys.executable).parent

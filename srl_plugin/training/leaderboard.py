@@ -19,7 +19,8 @@ METRIC_LABELS = {
 BASE_COLUMNS = ("method", "dataset", "step", "num_videos")
 PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
 
-# Video FG-ARI / mBO in percent (METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists).
+# Video FG-ARI / mBO in percent (METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
+# SlotCurri: NEW_METHODS.md §C, its README has no table).
 PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
     ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README"),
     ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README"),
@@ -30,6 +31,9 @@ PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
     ("srl", "movi_c"): (74.65, 34.80, "SRL README checkpoint"),
     ("srl", "movi_e"): (81.9, 29.3, "SRL paper via secondary notes (unconfirmed)"),
     ("srl", "ytvis2021"): (43.69, 36.76, "SRL README checkpoint"),
+    ("slotcurri", "movi_c"): (77.6, 32.8, "SSync project page (3-run mean)"),
+    ("slotcurri", "movi_e"): (83.7, 28.9, "SSync project page (3-run mean)"),
+    ("slotcurri", "ytvis2021"): (44.8, 35.5, "SSync project page (3-run mean)"),
 }
 
 
