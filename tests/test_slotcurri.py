@@ -13,8 +13,8 @@ from srl_plugin.interop import model_from_official_state_dict, official_state_di
 from srl_plugin.losses import ssim_loss
 from srl_plugin.models import CurriculumLearnedInit, SlotCurriModel
 from srl_plugin.models.curriculum import split_counts
+from srl_plugin.runtime import load_model, read_checkpoint
 from srl_plugin.training import cli_eval, cli_train
-from srl_plugin.training.checkpoints import load_model, read_checkpoint
 
 TINY_MODEL = {"feature_dim": 8, "num_slots": 6, "slot_dim": 4, "num_patches": 9, "decoder_hidden_dims": (8,)}
 
