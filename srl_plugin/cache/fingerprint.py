@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from srl_plugin.cache.meta import weights_sha256
+from srl_plugin.models.backbone import weights_sha256
 
 if TYPE_CHECKING:
     from srl_plugin.models.backbone import FrozenViTBackbone

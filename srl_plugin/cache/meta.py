@@ -8,14 +8,10 @@ names the differing fields and the command that rebuilds the cache.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
-
-import torch
-from torch import nn
 
 from srl_plugin.atomic import write_json_atomic
 
@@ -29,22 +25,6 @@ class CacheMismatchError(RuntimeError):
 
 class CacheMissingError(FileNotFoundError):
     """The cache folder (or its manifest) does not exist, or a split was never written."""
-
-
-def weights_sha256(module: nn.Module) -> str:
-    """SHA-256 over the module's state dict (names, dtypes, shapes and raw bytes, in key order).
-
-    Identifies the exact weights, so that e.g. a randomly initialised backbone never reads a cache that
-    was written with DINOv2 weights, or with a different random seed.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(name.encode())
-        digest.update(str(data.dtype).encode())
-        digest.update(str(tuple(data.shape)).encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return digest.hexdigest()
 
 
 def rebuild_hint(experiment: str | None, cache_dir: str | os.PathLike[str]) -> str:

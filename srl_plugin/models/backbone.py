@@ -1,6 +1,7 @@
 """Frozen timm ViT backbone returning last-block patch tokens (and keys), METHODS.md §1.4."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,22 @@ def _cached_pretrained_file(model: nn.Module, model_name: str) -> Path:
         "Hugging Face cache (~/.cache/huggingface or $HF_HOME) here, or pass `weights_path` pointing to a "
         "timm state dict (.safetensors/.pth). Tests may set `allow_random_init: true`."
     )
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """SHA-256 over the module's state dict (names, dtypes, shapes and raw bytes, in key order).
+
+    Identifies the exact weights, so that e.g. a feature cache or a checkpoint never meets other backbone weights
+    than those it was made with (DINOv2 vs random init, or another random seed).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(data.dtype).encode())
+        digest.update(str(tuple(data.shape)).encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
 
 
 class FrozenViTBackbone(nn.Module):

@@ -1,11 +1,14 @@
 """The checkpoint format of this package and loading a model from it (every front door reads it here).
 
 Format (written by ``srl-train`` and ``srl-import-checkpoint``): a Lightning checkpoint dict with
-- ``state_dict``: ``model.<param>`` for the whole method model, frozen backbone included (or without
-  ``model.backbone.*`` when the backbone comes from the timm cache);
+- ``state_dict``: ``model.<param>`` for the whole method model; the frozen backbone (``model.backbone.*``) is
+  left out when the config can rebuild it (pretrained timm weights or ``weights_path``);
+- ``frozen_backbone`` (only when the backbone was left out): ``{"model_name", "weights_sha256"}``, checked
+  against the rebuilt backbone when the checkpoint is loaded or resumed;
 - ``hyper_parameters``: ``{"config": <resolved experiment config as a plain dict>}`` (self-contained);
 - ``global_step``: optimizer steps done.
-A run directory keeps them in ``<output_dir>/checkpoints/``: ``step_<N>.ckpt`` and ``last.ckpt`` (the newest).
+A run directory keeps them in ``<output_dir>/checkpoints/``: the newest ``checkpoint.keep_last`` of the
+``step_<N>.ckpt`` files and ``last.ckpt`` (the newest).
 """
 from __future__ import annotations
 
@@ -20,12 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from srl_plugin.atomic import atomic_path
+from srl_plugin.models.backbone import weights_sha256
 from srl_plugin.runtime.build import build_model
 
 CHECKPOINT_SUBDIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 MODEL_PREFIX = "model."
 BACKBONE_PREFIX = "backbone."
+BACKBONE_RECORD = "frozen_backbone"
+
+
+class BackboneMismatchError(ValueError):
+    """The backbone rebuilt from a checkpoint's config is not the one the checkpoint was trained with."""
 
 
 def checkpoint_path(path_or_run_dir: str | Path) -> Path:
@@ -82,6 +91,50 @@ def checkpoint_dict(model: nn.Module, config: Mapping[str, Any], global_step: in
     }
 
 
+def backbone_record(model: nn.Module, config: Mapping[str, Any] | DictConfig) -> dict[str, str] | None:
+    """``{"model_name", "weights_sha256"}`` of the model's frozen backbone when the config rebuilds the same
+    weights (pretrained timm weights or ``weights_path``), else ``None``: a randomly initialised backbone
+    cannot be rebuilt, so its weights stay in the checkpoint."""
+    backbone = getattr(model, "backbone", None)
+    node = OmegaConf.select(OmegaConf.create(config), "model.backbone", default=None)
+    if backbone is None or node is None or not (node.get("pretrained") or node.get("weights_path")):
+        return None
+    return {"model_name": backbone.model_name, "weights_sha256": weights_sha256(backbone.model)}
+
+
+def drop_backbone_weights(checkpoint: dict[str, Any], record: Mapping[str, str]) -> None:
+    """Removes ``model.backbone.*`` from ``checkpoint["state_dict"]`` and stores ``record`` in its place."""
+    prefix = MODEL_PREFIX + BACKBONE_PREFIX
+    checkpoint["state_dict"] = {key: value for key, value in checkpoint["state_dict"].items() if not key.startswith(prefix)}
+    checkpoint[BACKBONE_RECORD] = dict(record)
+
+
+def check_backbone(record: Mapping[str, str], backbone: nn.Module, source: str | Path) -> None:
+    """Raises :class:`BackboneMismatchError` unless ``backbone`` has the name and weights hash in ``record``."""
+    found = {"model_name": backbone.model_name, "weights_sha256": weights_sha256(backbone.model)}
+    if found != dict(record):
+        raise BackboneMismatchError(
+            f"{source} was trained on the frozen backbone '{record['model_name']}' with weights sha256 "
+            f"{record['weights_sha256'][:16]}..., but its config now builds '{found['model_name']}' with weights "
+            f"sha256 {found['weights_sha256'][:16]}...; checkpoints leave the backbone out and rebuild it, so "
+            "the same weights must be available: set model.backbone.weights_path to the file used in training "
+            "(or restore that timm / Hugging Face cache)"
+        )
+
+
+def restore_backbone_weights(checkpoint: dict[str, Any], model: nn.Module, source: str | Path) -> None:
+    """Puts the (checked) weights of ``model.backbone`` back into a checkpoint that left them out, so that the
+    checkpoint loads strictly into a model that holds the backbone (resuming training)."""
+    record = checkpoint.get(BACKBONE_RECORD)
+    if record is None:
+        return
+    if getattr(model, "backbone", None) is None:
+        raise BackboneMismatchError(f"{source} expects the frozen backbone '{record['model_name']}', but the model has none")
+    check_backbone(record, model.backbone, source)
+    backbone_state = model.backbone.state_dict()
+    checkpoint["state_dict"].update({f"{MODEL_PREFIX}{BACKBONE_PREFIX}{key}": value for key, value in backbone_state.items()})
+
+
 def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     """Writes ``checkpoint`` to ``path`` atomically (fsynced temporary file renamed over it)."""
     with atomic_path(path, fsync=True) as temporary, open(temporary, "wb") as file:
@@ -107,6 +160,8 @@ def load_model(
             timm's cache.
         ValueError: not an srl-plugin checkpoint (e.g. an official one: convert it with srl-import-checkpoint),
             or weights that do not match the config's model.
+        BackboneMismatchError: the backbone the config rebuilds has another name or weights than the one the
+            checkpoint was trained with.
     """
     if backbone not in ("auto", "none"):
         raise ValueError(f"backbone must be 'auto' or 'none', got {backbone!r}")
@@ -129,6 +184,9 @@ def load_model(
             "in the local cache; running on video is impossible until it is (features-only use works through "
             f"load_model(path, backbone='none')). {error.__cause__}"
         ) from error
+    record = checkpoint.get(BACKBONE_RECORD)
+    if mode == "config" and record is not None:
+        check_backbone(record, model.backbone, checkpoint_path(path_or_run_dir))
     result = model.load_state_dict(state_dict, strict=mode != "config")
     missing = [key for key in result.missing_keys if not key.startswith(BACKBONE_PREFIX)]
     if missing or result.unexpected_keys:

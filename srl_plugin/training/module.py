@@ -24,7 +24,16 @@ from torchmetrics import MetricCollection, SumMetric
 from torchvision.utils import save_image
 
 from srl_plugin.metrics import METRICS, hard_masks_from_soft
-from srl_plugin.runtime import build_model, model_inputs, run_model, split_into_clips, video_eval_masks
+from srl_plugin.runtime import (
+    backbone_record,
+    build_model,
+    drop_backbone_weights,
+    model_inputs,
+    restore_backbone_weights,
+    run_model,
+    split_into_clips,
+    video_eval_masks,
+)
 from srl_plugin.training.schedule import exp_decay_with_warmup
 from srl_plugin.training.visualization import denormalize, mask_overlay_grid
 
@@ -75,6 +84,18 @@ class SlotVideoModule(L.LightningModule):
         self.log_images = bool(evaluation.log_images)
         self.image_frames = int(evaluation.image_frames)
         self.image_dir = Path(image_dir) if image_dir is not None else None
+        self._backbone_record: dict[str, str] | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leaves the frozen backbone out when the config rebuilds it (its name and weights hash go in instead)."""
+        if self._backbone_record is None:
+            self._backbone_record = backbone_record(self.model, self.config)
+        if self._backbone_record is not None:
+            drop_backbone_weights(checkpoint, self._backbone_record)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Puts this model's backbone back into a checkpoint that left it out, after checking its hash."""
+        restore_backbone_weights(checkpoint, self.model, f"the checkpoint of {self.config.output_dir}")
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         inputs = model_inputs(batch)

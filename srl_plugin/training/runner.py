@@ -74,13 +74,16 @@ def build_trainer(
 
     For training it logs to TensorBoard and CSV under ``output_dir``, runs one endless epoch until ``trainer.max_steps`` (validating every
     ``trainer.val_check_interval`` steps), monitors the learning rate and checkpoints every
-    ``checkpoint_every_n_steps`` steps and at the end into ``output_dir/checkpoints``.
+    ``checkpoint_every_n_steps`` steps and at the end into ``output_dir/checkpoints``, keeping the newest
+    ``checkpoint.keep_last`` step files.
     """
     callbacks: list[L.Callback] = list(extra_callbacks)
     if training:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
-            StepCheckpoint(output_dir / CHECKPOINT_SUBDIR, int(config.checkpoint_every_n_steps)),
+            StepCheckpoint(
+                output_dir / CHECKPOINT_SUBDIR, int(config.checkpoint_every_n_steps), config.checkpoint.keep_last
+            ),
         ]
     loggers: list[Any] | bool = False
     if training:
