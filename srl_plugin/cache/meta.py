@@ -8,6 +8,7 @@ names the differing fields and the command that rebuilds the cache.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
