@@ -109,6 +109,34 @@ def test_ocl_train_then_ocl_eval_reports_the_plugin_metrics(tmp_path: Path) -> N
     assert all(math.isnan(report[name]) for name in ("loss_recon", "loss_sc", "loss_total"))  # not computed in eval
 
 
+def test_slotcurri_follows_its_curriculum_on_ocl_global_step_and_evaluates_all_slots() -> None:
+    overrides = "[" + ",".join(f"'{item}'" for item in [*TINY_OVERRIDES, "model.schedule_steps=40"]) + "]"
+    config = compose_ocl("slotcurri/synthetic", "trainer.max_steps=2", f"experiment.srl.overrides={overrides}")
+    model = ocl_train_module.build_model_from_config(config)
+    assert set(model.losses) == {"loss_recon", "loss_ssim", "loss_ss"}
+    video = torch.randn(2, 3, 3, 64, 64)
+    outputs = model({"video": video, "batch_size": 2})  # OCL's global step is 0: 2 of the 5 slots
+    assert outputs["method"]["slots"].shape[2] == 2
+    total, _ = model._compute_losses(outputs)
+    torch.testing.assert_close(total, sum(outputs["method"]["weighted_losses"].values()))
+    model.eval()
+    with torch.no_grad():
+        assert model({"video": video, "batch_size": 2})["method"]["slots"].shape[2] == 5
+
+
+@pytest.mark.slow
+def test_ocl_train_runs_slotcurri_through_its_slot_splits(tmp_path: Path) -> None:
+    overrides = "[" + ",".join(f"'{item}'" for item in [*TINY_OVERRIDES, "model.schedule_steps=40"]) + "]"
+    run_script("ocl_train", ["+experiment=slotcurri/synthetic", "trainer.max_steps=12",
+                             f"experiment.srl.overrides={overrides}"], tmp_path)
+    (run_dir,) = (tmp_path / "outputs" / "slotcurri" / "synthetic").iterdir()
+    checkpoint = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 12
+    errors = state["state_dict"]["models.method.model.initializer.slot_errors"]
+    assert (errors[:2] > 0).all() and torch.isfinite(state["state_dict"]["models.method.model.initializer.slots"]).all()
+
+
 def test_compat_fixes_make_the_affected_ocl_parts_work() -> None:
     import numpy
 
