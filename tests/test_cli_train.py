@@ -74,6 +74,7 @@ def test_eval_writes_metrics_and_prints_a_table(resumed_run: Path, capsys: pytes
     cli_eval.main([str(resumed_run), "trainer.enable_progress_bar=false"])
     record = json.loads((resumed_run / "metrics.json").read_text())
     assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("srl", "synthetic", 3, 4)
+    assert record["global_batch"] == 2  # data.batch_size=2 on one device
     for name in ("video_fg_ari", "image_fg_ari", "video_mbo", "image_mbo"):
         assert -1.0 <= record[name] <= 1.0
     assert "FG-ARI (%)" in capsys.readouterr().out

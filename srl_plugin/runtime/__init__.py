@@ -4,6 +4,7 @@ the checkpoint format and loading, and running models on batches and long videos
 It stands only on ``models``, ``data``, ``metrics`` and ``losses``; ``training``, ``inference``, ``cache``,
 ``interop``, ``ocl`` and the benchmarks stand on it.
 """
+from srl_plugin.runtime.batch import batch_layout, describe_layout, recipe_mismatch, world_size
 from srl_plugin.runtime.build import BACKBONE_MODES, build_backbone, build_model, model_node, random_backbone_node
 from srl_plugin.runtime.checkpoint import (
     BACKBONE_PREFIX,
@@ -49,6 +50,7 @@ __all__ = [
     "TRAIN_CONFIG",
     "BackboneMismatchError",
     "backbone_record",
+    "batch_layout",
     "build_backbone",
     "build_model",
     "checkpoint_dict",
@@ -56,6 +58,7 @@ __all__ = [
     "compose_config",
     "compose_experiment",
     "configs_dir",
+    "describe_layout",
     "drop_backbone_weights",
     "experiment_name",
     "frame_windows",
@@ -65,6 +68,7 @@ __all__ = [
     "model_state_dict",
     "random_backbone_node",
     "read_checkpoint",
+    "recipe_mismatch",
     "resolved_container",
     "restore_backbone_weights",
     "run_model",
@@ -72,4 +76,5 @@ __all__ = [
     "split_into_clips",
     "stream",
     "video_eval_masks",
+    "world_size",
 ]

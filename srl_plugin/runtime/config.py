@@ -12,7 +12,11 @@ from typing import Any, Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from srl_plugin.runtime.batch import batch_scaled_lr, global_batch
+
 TRAIN_CONFIG = "train"
+OmegaConf.register_new_resolver("global_batch", global_batch, replace=True)
+OmegaConf.register_new_resolver("batch_scaled_lr", batch_scaled_lr, replace=True)
 
 
 def configs_dir() -> str:

@@ -15,9 +15,19 @@ from pathlib import Path
 from typing import Sequence
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, TRAIN_CONFIG, compose_config, resolved_container
+from srl_plugin.runtime import (
+    CHECKPOINT_SUBDIR,
+    LAST_CHECKPOINT,
+    TRAIN_CONFIG,
+    batch_layout,
+    compose_config,
+    describe_layout,
+    recipe_mismatch,
+    resolved_container,
+)
 from srl_plugin.training.module import SlotVideoModule
 from srl_plugin.training.runner import build_datamodule, build_trainer, set_num_threads
 
@@ -30,6 +40,10 @@ def train(config: DictConfig) -> Path:
     output_dir = Path(container["output_dir"]).expanduser().resolve()
     set_num_threads(config)
     L.seed_everything(int(container["seed"]), workers=True)
+    rank_zero_info(f"srl-train: {describe_layout(batch_layout(container))}")
+    mismatch = recipe_mismatch(container)
+    if mismatch:
+        rank_zero_warn(mismatch)
     resume = output_dir / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
     module = SlotVideoModule(container, image_dir=str(output_dir / "images"))
     datamodule = build_datamodule(config)

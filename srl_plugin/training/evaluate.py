@@ -3,7 +3,8 @@
 `evaluate_checkpoint` merges `configs/eval.yaml` and the caller's overrides over the training config
 stored in the checkpoint, runs Lightning's validation loop (any accelerator / device count) and returns
 the metrics record that `srl-eval` writes as `metrics.json`:
-`{method, dataset, step, checkpoint, num_videos, video_fg_ari, image_fg_ari, video_mbo, image_mbo}`
+`{method, dataset, step, checkpoint, num_videos, global_batch, video_fg_ari, image_fg_ari, video_mbo, image_mbo}`
+(``global_batch``: the clips per optimizer step of the training run, ``None`` for older checkpoints)
 (scores as fractions in [0, 1]; tables print them in percent).
 """
 from __future__ import annotations
@@ -73,6 +74,7 @@ def evaluate_checkpoint(path_or_run_dir: str | Path, overrides: Sequence[str] = 
         "step": step,
         "checkpoint": str(path),
         "num_videos": int(round(values["num_videos"])),
+        "global_batch": stored_config.get("global_batch"),
     }
     record.update({name: values[name] for name in METRIC_NAMES})
     return record

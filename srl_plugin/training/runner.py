@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.runtime import CHECKPOINT_SUBDIR
+from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 
 
@@ -32,22 +32,6 @@ def build_datamodule(config: DictConfig) -> L.LightningDataModule:
     if config.features != "video":
         raise ValueError(f"features must be 'video' or 'cached', got {config.features!r}")
     return instantiate(OmegaConf.to_container(config.data, resolve=True))
-
-
-def world_size(trainer_config: DictConfig) -> int:
-    """Processes the trainer will start: devices per node (``auto``: visible GPUs, else 1) times nodes."""
-    devices = trainer_config.devices
-    accelerator = str(trainer_config.accelerator)
-    if devices in ("auto", -1, "-1"):
-        use_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-        per_node = torch.cuda.device_count() if use_gpu else 1
-    elif isinstance(devices, str):
-        per_node = len([item for item in devices.split(",") if item.strip()]) if "," in devices else int(devices)
-    elif OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
-        per_node = len(devices)
-    else:
-        per_node = int(devices)
-    return max(per_node, 1) * int(trainer_config.num_nodes)
 
 
 def build_strategy(config: DictConfig) -> Any:
