@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -13,6 +14,17 @@ from srl_plugin.models.mlp import build_relu_mlp
 
 class MLPBroadcastDecoder(nn.Module):
     """Broadcasts every slot to every patch position, decodes features plus an alpha logit, mixes by softmax.
+
+    Computes the official decoder (METHODS.md §1.9) in an exactly equivalent, cheaper order:
+
+    - the first linear acts on slots and positions separately, ``W (s_k + p_n) + b = (W s_k + b) + W p_n``,
+      so it runs on ``K + N`` rows instead of ``K * N``;
+    - the alpha masks sum to one over slots, so the feature part of the last linear commutes with the mixing,
+      ``sum_k a_k (W h_k + b) = W (sum_k a_k h_k) + b``: per slot only the alpha row runs, and the feature rows
+      run once per patch on the mixed hidden state.
+
+    The parameters (``mlp`` as the official ``Linear -> ReLU -> ... -> Linear`` stack, ``pos_emb``) and the
+    outputs are those of the plain formulation; results differ only by floating-point reassociation.
 
     Args:
         slot_dim: ``D``.
@@ -31,13 +43,30 @@ class MLPBroadcastDecoder(nn.Module):
 
     def forward(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
         """``slots`` (B, T, K, D) -> ``reconstruction`` (B, T, N, output_dim), ``masks`` (B, T, K, N)."""
-        decoded = self.mlp(slots.unsqueeze(-2) + self.pos_emb)
-        features, alpha_logits = decoded.split([self.output_dim, 1], dim=-1)
-        alpha = alpha_logits.softmax(dim=-3)
-        return {
-            "reconstruction": (features * alpha).sum(dim=-3),
-            "masks": alpha.squeeze(-1),
-        }
+        *hidden_layers, last = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
+        hidden = self._hidden_state(slots, hidden_layers)
+        alpha_logits = F.linear(hidden, last.weight[self.output_dim :], last.bias[self.output_dim :])
+        masks = alpha_logits.view(*slots.shape[:3], -1).softmax(dim=-2)
+        hidden = hidden.view(*masks.shape, hidden.shape[-1])
+        mixed = torch.einsum("btkn,btknh->btnh", masks, hidden)
+        reconstruction = F.linear(mixed, last.weight[: self.output_dim], last.bias[: self.output_dim])
+        return {"reconstruction": reconstruction, "masks": masks}
+
+    def _hidden_state(self, slots: torch.Tensor, hidden_layers: Sequence[nn.Linear]) -> torch.Tensor:
+        """The input of the last linear for every slot and patch, flattened: (B * T * K * N, H).
+
+        The ReLUs run in place on 2-D tensors that own their memory (on an N-D linear output, which autograd
+        sees as a view, an in-place op would cost a full copy in the backward pass).
+        """
+        if not hidden_layers:
+            return (slots.unsqueeze(-2) + self.pos_emb).flatten(0, -2)
+        first, *rest = hidden_layers
+        per_slot = F.linear(slots, first.weight, first.bias).unsqueeze(-2)
+        per_position = F.linear(self.pos_emb, first.weight)
+        hidden = torch.relu_(per_slot + per_position).flatten(0, -2)
+        for layer in rest:
+            hidden = torch.relu_(F.linear(hidden, layer.weight, layer.bias))
+        return hidden
 
 
 class AllocatorBlock(nn.Module):
