@@ -1,6 +1,6 @@
 """Speed switches of the benchmarks (none of them changes results beyond float tolerance).
 
-- `autocast`: bf16 / fp16 autocast on CUDA when asked (a no-op context when disabled).
+- `autocast`: bf16 autocast on CPU or CUDA, fp16 on CUDA, when asked (a no-op context when disabled).
 - `maybe_compile`: `torch.compile` behind a flag.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def autocast(device: torch.device | str, precision: str | None) -> ContextManager[Any]:
-    """Autocast context for `precision` in {None, "bf16", "fp16"} on CUDA; refuses autocast on CPU.
+    """Autocast context for `precision` in {None, "bf16", "fp16"}: bf16 on CPU or CUDA, fp16 on CUDA only.
 
     The frozen backbone and the model's matmuls run in the lower precision, reductions stay in float32.
     """
@@ -21,9 +21,9 @@ def autocast(device: torch.device | str, precision: str | None) -> ContextManage
         return contextlib.nullcontext()
     if precision not in AUTOCAST_DTYPES:
         raise ValueError(f"precision must be None, 'bf16' or 'fp16', got {precision!r}")
-    if device.type != "cuda":
-        raise ValueError(f"autocast precision {precision!r} is only supported on CUDA; drop it on {device}")
-    return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("fp16 autocast is for CUDA; on CPU use 'bf16' (as Lightning does for '16-mixed')")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 CompiledT = TypeVar("CompiledT", bound=Callable[..., Any])

@@ -1,6 +1,7 @@
 """Building the Lightning pieces of a run from a composed config: data, strategy, loggers, trainer."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,11 +17,15 @@ from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 
 
-def set_num_threads(config: DictConfig) -> None:
-    """Applies ``num_threads`` (torch CPU threads) when the config sets it."""
+def set_num_threads(config: DictConfig) -> int:
+    """Sets torch's CPU threads to ``num_threads``, or (``null``) to the cores this process may run on
+    (its CPU affinity, which respects container and ``taskset`` limits). Returns the count."""
     threads = OmegaConf.select(config, "num_threads", default=None)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
+    count = int(threads) if threads is not None else len(os.sched_getaffinity(0))
+    if count < 1:
+        raise ValueError(f"num_threads must be >= 1 or null (one per available core), got {threads}")
+    torch.set_num_threads(count)
+    return count
 
 
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
