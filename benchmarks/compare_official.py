@@ -29,7 +29,6 @@ one (`fp32` by default; `fp16` is the official recipe on GPU).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -37,13 +36,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` importable when run as a script
+from benchmarks.speed import autocast  # noqa: E402
+
 GRADIENT_CLIP = 0.05
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 IMPLEMENTATIONS = ("official", "ours", "ours_cached")
 
 
@@ -64,14 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phases", default="train,train_cached,eval,memory", help="comma-separated phases")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--memory-child", choices=IMPLEMENTATIONS, default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
-
-
-def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
-    """Autocast to `precision` on `device` (`fp32`: no autocast)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+    args = parser.parse_args(argv)
+    for name in ("precision", "official_precision"):  # benchmarks.speed.autocast: None means no autocast
+        setattr(args, name, None if getattr(args, name) == "fp32" else getattr(args, name))
+    return args
 
 
 def build_official(repo: Path, device: torch.device) -> nn.Module:
@@ -331,5 +328,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()
