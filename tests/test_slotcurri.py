@@ -1,6 +1,6 @@
-"""SlotCurri's parts and runs: the curriculum's state survives a checkpoint, clear errors, official import, and
+"""SlotCurri's parts and runs: the curriculum's state survives a checkpoint, clear errors, official import,
 `srl-train experiment=slotcurri/synthetic` training, resuming between an error recording and its split, and
-evaluating."""
+evaluating, and DDP ranks keeping one split."""
 from __future__ import annotations
 
 import json
@@ -150,3 +150,28 @@ def test_trained_slotcurri_evaluates(resumed_run: Path) -> None:
     assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("slotcurri", "synthetic", 12, 4)
     for name in ("video_fg_ari", "image_fg_ari", "video_mbo", "image_mbo"):
         assert -1.0 <= record[name] <= 1.0
+
+
+def _split_on_rank(rank: int, init_file: str, results: str) -> None:
+    """One gloo rank: its own slots, errors and RNG, then the split due at step 4; saves the slots it keeps."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(rank)
+        initializer = CurriculumLearnedInit(6, 4, schedule_steps=40).train()
+        initializer.slot_errors[:2] = torch.rand(2) + 0.1
+        initializer(1, global_step=4)
+        torch.save(initializer.slots.detach(), f"{results}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_under_ddp_every_rank_keeps_rank_zeros_split(tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(_split_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    torch.testing.assert_close(rank1, rank0, rtol=0, atol=0)
+    torch.manual_seed(0)
+    alone = CurriculumLearnedInit(6, 4, schedule_steps=40).train()
+    alone.slot_errors[:2] = torch.rand(2) + 0.1
+    alone(1, global_step=4)
+    torch.testing.assert_close(rank0, alone.slots.detach(), rtol=0, atol=0)
