@@ -7,8 +7,8 @@ weights needed). Our model is built from the official model's state dict with
 the report records how far their losses and masks differ before anything is timed.
 
 Timing runs both in one process, interleaved (official, ours, official, ours, ...), and quotes the median CPU
-time of this process per call (steadier than wall time on a shared machine; with one thread it is the
-work done). Phases:
+time of this process per call on CPU (steadier than wall time on a shared machine; with one thread it is the
+work done) and the median wall time on GPU (synchronised). Phases:
 
 - `train`: one optimiser step on a batch of 4-frame clips (forward, losses at `--global-step`, backward,
   gradient clipping at 0.05, Adam), for every `--batch-sizes` entry.
@@ -287,10 +287,10 @@ def memory_phase(argv: list[str]) -> dict[str, Any]:
     }
 
 
-def speedups(timings: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
-    """Official CPU seconds / ours for every timed phase and implementation."""
+def speedups(timings: dict[str, dict[str, dict[str, float]]], measure: str) -> dict[str, float]:
+    """Official seconds / ours (`measure`: `cpu_s` or `wall_s`) for every timed phase and implementation."""
     return {
-        f"{phase}/{name}": calls["official"]["cpu_s"] / timing["cpu_s"]
+        f"{phase}/{name}": calls["official"][measure] / timing[measure]
         for phase, calls in timings.items()
         for name, timing in calls.items()
         if name != "official"
@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_start": os.getloadavg(),
     }
     report.update(timing_phases(args, device, phases))
-    report["speedup_cpu_time"] = speedups(report["timings"])
+    measure = "cpu_s" if device.type == "cpu" else "wall_s"  # GPU work is not CPU time
+    report[f"speedup_{measure}"] = speedups(report["timings"], measure)
     if "memory" in phases:
         report["memory"] = memory_phase([item for item in argv if item != "--memory-child"])
     report["load_average_end"] = os.getloadavg()
