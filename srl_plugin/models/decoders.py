@@ -42,15 +42,17 @@ class MLPBroadcastDecoder(nn.Module):
         self.mlp = build_relu_mlp([slot_dim, *hidden_dims, output_dim + 1])
 
     def forward(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``slots`` (B, T, K, D) -> ``reconstruction`` (B, T, N, output_dim), ``masks`` (B, T, K, N)."""
+        """``slots`` (B, T, K, D) -> ``reconstruction`` (B, T, N, output_dim), ``masks`` (B, T, K, N) and
+        ``alpha_logits`` (B, T, K, N) (the logits ``masks`` is the softmax over slots of; SSync)."""
         *hidden_layers, last = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
         hidden = self._hidden_state(slots, hidden_layers)
         alpha_logits = F.linear(hidden, last.weight[self.output_dim :], last.bias[self.output_dim :])
-        masks = alpha_logits.view(*slots.shape[:3], -1).softmax(dim=-2)
+        alpha_logits = alpha_logits.view(*slots.shape[:3], -1)
+        masks = alpha_logits.softmax(dim=-2)
         hidden = hidden.view(*masks.shape, hidden.shape[-1])
         mixed = torch.einsum("btkn,btknh->btnh", masks, hidden)
         reconstruction = F.linear(mixed, last.weight[: self.output_dim], last.bias[: self.output_dim])
-        return {"reconstruction": reconstruction, "masks": masks}
+        return {"reconstruction": reconstruction, "masks": masks, "alpha_logits": alpha_logits}
 
     def _hidden_state(self, slots: torch.Tensor, hidden_layers: Sequence[nn.Linear]) -> torch.Tensor:
         """The input of the last linear for every slot and patch, flattened: (B * T * K * N, H).
