@@ -27,7 +27,7 @@ BATCHES = [
     [(2, 1, "orig"), (0, 1, "hflip")],
     [(1, 0, "hflip"), (2, 0, "orig")],
 ]
-# SRL's losses switch on and off with the step (METHODS.md §4.8): these steps exercise all five.
+# SRL's losses switch on and off with the step (docs/METHODS.md §4.8): these steps exercise all five.
 GLOBAL_STEPS = [0, 5000, 25000]
 FLOAT32 = {"rtol": 1e-5, "atol": 1e-6}
 # float16 keeps 11 significant bits: each cached feature carries a relative rounding error <= 2**-11 (~4.9e-4);

@@ -1,5 +1,5 @@
 """Every experiment config composes with the layout other parts rely on, carries the published
-hyperparameters (METHODS.md §1.12, §2.1, §3.1, §4.1, §4.8) and instantiates."""
+hyperparameters (docs/METHODS.md §1.12, §2.1, §3.1, §4.1, §4.8) and instantiates."""
 from __future__ import annotations
 
 import importlib.resources
@@ -37,7 +37,7 @@ TRAINER_KEYS = {
     "val_check_interval", "log_every_n_steps",
 }
 
-# (backbone, input, N, D_f, K, D, batch, lr, steps, precision, flip, val batch, mask size) per METHODS.md.
+# (backbone, input, N, D_f, K, D, batch, lr, steps, precision, flip, val batch, mask size) per docs/METHODS.md.
 PUBLISHED: dict[str, tuple[Any, ...]] = {
     "srl/movi_c": ("vit_small_patch14_dinov2.lvd142m", 336, 576, 384, 11, 64, 64, 8e-4, 100000, "16-mixed", 0.5, 16, 336),
     "srl/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
@@ -52,7 +52,7 @@ PUBLISHED: dict[str, tuple[Any, ...]] = {
     "slotcurri/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
     "slotcurri/ytvis2021": ("vit_base_patch14_dinov2.lvd142m", 518, 1369, 768, 7, 64, 32, 8e-4, 100000, "16-mixed", 0.0, 1, 518),
 }
-# SRL loss schedule (METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
+# SRL loss schedule (docs/METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
 SRL_SCHEDULE = {
     "srl/movi_c": ((0, 10000), 20000, 20000, 5, 8),
     "srl/movi_e": ((2500, 30000), 60000, 60000, 7, 24),
@@ -145,7 +145,7 @@ def test_slotcontrast_losses(experiment: str) -> None:
     )
 
 
-# SlotCurri (NEW_METHODS.md §B.1): the official model.max_steps keys the curriculum.
+# SlotCurri (docs/METHODS.md §11.1): the official model.max_steps keys the curriculum.
 SLOTCURRI_SCHEDULE_STEPS = {"slotcurri/movi_c": 100000, "slotcurri/movi_e": 300000, "slotcurri/ytvis2021": 100000}
 
 

@@ -1,4 +1,4 @@
-"""Each SRL loss trains exactly the parameters METHODS.md §4.9 says it trains."""
+"""Each SRL loss trains exactly the parameters docs/METHODS.md §4.9 says it trains."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Official SRL schedules through the presets, and model parity on CUDA (METHODS.md §4.8, §6.1).
+"""Official SRL schedules through the presets, and model parity on CUDA (docs/METHODS.md §4.8, §6.1).
 
 The CPU forward/loss parity with ``srl_model_reference.pt`` lives in tests/test_interop.py.
 """
@@ -12,7 +12,7 @@ from srl_plugin.interop.presets import method_kwargs
 from srl_plugin.models import SRLModel
 
 BASE = ["loss_recon", "loss_sc"]
-# step -> active losses, per preset (METHODS.md §4.8 table: REG closed interval, DEC/ENC strictly after).
+# step -> active losses, per preset (docs/METHODS.md §4.8 table: REG closed interval, DEC/ENC strictly after).
 SCHEDULES = {
     "movi_c": {
         0: BASE + ["loss_reg"], 10000: BASE + ["loss_reg"], 10001: BASE, 20000: BASE,

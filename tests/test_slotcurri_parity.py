@@ -1,4 +1,4 @@
-"""SlotCurri against the official code (slotcurri_reference_seed100.pt, NEW_METHODS.md §B): the SSIM loss, the
+"""SlotCurri against the official code (slotcurri_reference_seed100.pt, docs/METHODS.md §11): the SSIM loss, the
 per-slot errors, the curriculum splits with the stored RNG seeds, cyclic inference, and the full model's training
 sequence and evaluation passes."""
 from __future__ import annotations

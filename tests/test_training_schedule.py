@@ -1,4 +1,4 @@
-"""LR schedule `exp_decay_with_warmup` (METHODS.md §1.12)."""
+"""LR schedule `exp_decay_with_warmup` (docs/METHODS.md §1.12)."""
 from __future__ import annotations
 
 import math

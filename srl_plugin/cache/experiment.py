@@ -6,7 +6,7 @@
 - `split_plans` / `shard_readers`: what `srl-cache-features` caches and how it decodes the source shards,
   with exactly the functions of the video pipeline (`srl_plugin.data.shards.iter_shard_samples`,
   `srl_plugin.data.transforms.prepare_video` / `prepare_masks`), so cached features are computed on the
-  same inputs as the ones the video pipeline feeds the backbone (METHODS.md §1.2, §1.3).
+  same inputs as the ones the video pipeline feeds the backbone (docs/METHODS.md §1.2, §1.3).
 - `build_cached_datamodule(config)`: the `LightningDataModule` that `srl-train` / `srl-eval` use when
   `features: cached`.
 
@@ -27,7 +27,7 @@ from srl_plugin.data.transforms import prepare_masks, prepare_video
 from srl_plugin.runtime import build_backbone, experiment_name
 
 DEFAULT_CACHE_SUBDIR = "feature_cache"
-# Transform settings the backbone input depends on (METHODS.md §1.2-§1.3); batch sizes, workers and
+# Transform settings the backbone input depends on (docs/METHODS.md §1.2-§1.3); batch sizes, workers and
 # buffers only change the order of samples, so they are not part of the fingerprint.
 TRANSFORM_FIELDS = ("input_size", "mask_size", "num_classes", "chunk_size")
 
@@ -69,7 +69,7 @@ def check_cacheable(config: DictConfig, splits: tuple[str, ...]) -> None:
     """
     if "train" in splits and dataset_type(config) == "ytvis":
         raise ValueError(
-            f"experiment {experiment_name(config)} trains on random square crops (METHODS.md §1.2), which a "
+            f"experiment {experiment_name(config)} trains on random square crops (docs/METHODS.md §1.2), which a "
             "frozen-feature cache cannot reproduce; train it with features=video (the validation split can be "
             "cached with --splits val)"
         )

@@ -1,7 +1,7 @@
 """Read a feature cache with the batch contract of `VideoDataModule` (docs/ARCHITECTURE.md, "Batches").
 
 Training batch: `{"backbone_features": (B, T, N, D_f) float32, "backbone_keys": (B, T, N, D_f) (if cached),
-"__key__": list[str]}`. Exactly like the video pipeline (METHODS.md §1.2), the shards are resampled with
+"__key__": list[str]}`. Exactly like the video pipeline (docs/METHODS.md §1.2), the shards are resampled with
 replacement (an infinite stream), **one chunk-aligned clip is drawn at random per video**, it is the
 horizontally flipped orientation with probability `flip_prob`, and samples go through a shuffle buffer;
 batches are formed inside each worker.

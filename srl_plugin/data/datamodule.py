@@ -1,6 +1,6 @@
 """`VideoDataModule`: webdataset video shards -> the batches of docs/ARCHITECTURE.md ("Batches").
 
-Training (METHODS.md §1.2): shards resampled with replacement (an infinite stream), one random chunk-aligned
+Training (docs/METHODS.md §1.2): shards resampled with replacement (an infinite stream), one random chunk-aligned
 clip of `chunk_size` frames per video, resized (MOVi) or short-side resized and randomly cropped (YT-VIS),
 ImageNet-normalised, flipped as a whole with probability `h_flip_prob`, a shuffle buffer, batches formed in
 each worker: `{"video": float32 (B, chunk_size, 3, S, S)}`.
@@ -233,7 +233,7 @@ def first_videos_limits(paths: list[str], val_size: int | None) -> dict[str, int
 
 
 class VideoDataModule(L.LightningDataModule):
-    """Video batches from webdataset shards (module docstring; METHODS.md §1.1-1.3).
+    """Video batches from webdataset shards (module docstring; docs/METHODS.md §1.1-1.3).
 
     train_shards / val_shards: brace patterns relative to `root` (else $SRL_DATA_ROOT), or absolute.
     dataset_type: "movi" or "ytvis". mask_size: metric resolution (default: input_size).

@@ -1,4 +1,4 @@
-"""Procedural MOVi-like clips: textured shapes moving over a textured background (METHODS.md §1.1).
+"""Procedural MOVi-like clips: textured shapes moving over a textured background (docs/METHODS.md §1.1).
 
 A clip shows 3-10 objects (disc, box, triangle, star, blob) with flat or striped / checkered colours, moving
 linearly with bounces off the borders of a "world" slightly larger than the view, rotating and changing

@@ -1,6 +1,6 @@
 """Webdataset tar shards of videos: writing, reading, validation, and the errors for bad input.
 
-Layout (METHODS.md §1.1, the VideoSAUR/SlotContrast MOVi shards): one tar per shard; each sample is a group
+Layout (docs/METHODS.md §1.1, the VideoSAUR/SlotContrast MOVi shards): one tar per shard; each sample is a group
 of consecutive members `<key>.video.npy` (uint8 (T, H, W, 3)) and, in validation shards,
 `<key>.segmentations.npy` (MOVi: uint8 (T, H, W, 1) instance ids, 0 = background; YT-VIS: uint8
 (T, H, W, I), one channel per instance holding its category id). OCL-style `.npy.gz` members are read too.

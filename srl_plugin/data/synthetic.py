@@ -1,4 +1,4 @@
-"""Synthetic MOVi-like dataset on disk: webdataset shards laid out like the MOVi shards (METHODS.md §1.1).
+"""Synthetic MOVi-like dataset on disk: webdataset shards laid out like the MOVi shards (docs/METHODS.md §1.1).
 
 Files written under `root` (fixed names, so configs can address them with brace patterns):
 

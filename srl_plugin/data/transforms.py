@@ -1,4 +1,4 @@
-"""Deterministic per-video transforms of METHODS.md §1.2-1.3, as plain functions so that the data module and
+"""Deterministic per-video transforms of docs/METHODS.md §1.2-1.3, as plain functions so that the data module and
 the feature cache produce exactly the same inputs.
 
 Frames arrive as uint8 numpy `(T, H, W, 3)`; outputs are float32 torch tensors `(T, 3, S, S)`, ImageNet-

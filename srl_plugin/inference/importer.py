@@ -28,7 +28,7 @@ from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, checkpoint_di
 
 METHODS = ("srl", "slotcontrast", "videosaur")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
-# Sizes a preset fixes; a checkpoint that disagrees was trained for another preset (METHODS.md §2.1, §3.1, §4.1).
+# Sizes a preset fixes; a checkpoint that disagrees was trained for another preset (docs/METHODS.md §2.1, §3.1, §4.1).
 PRESET_CHECKED_FIELDS = ("feature_dim", "num_slots", "slot_dim")
 
 

@@ -30,7 +30,7 @@ from srl_plugin.runtime import load_model, stream
 
 def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
     """The part of ``(T, H, W, 3)`` frames the model sees: YT-VIS configs take the central square of side
-    ``min(H, W)`` (METHODS.md §1.3), MOVi configs the whole frame (resized without keeping the aspect ratio)."""
+    ``min(H, W)`` (docs/METHODS.md §1.3), MOVi configs the whole frame (resized without keeping the aspect ratio)."""
     if dataset_type != "ytvis":
         return frames
     height, width = frames.shape[1:3]

@@ -1,5 +1,5 @@
-"""Hyper-parameters of the official SRL, SlotContrast and SlotCurri configurations (METHODS.md §3.1, §4.1, §4.8;
-NEW_METHODS.md §B.1).
+"""Hyper-parameters of the official SRL, SlotContrast and SlotCurri configurations (docs/METHODS.md §3.1, §4.1, §4.8;
+docs/METHODS.md §11.1).
 
 Architecture sizes (slots, widths, patches) are read from the checkpoint itself; a preset supplies what a
 state dict cannot tell: the backbone name, the patch size and the loss settings.
@@ -53,7 +53,7 @@ SRL_COMMON: dict[str, Any] = {
 
 SLOTCONTRAST_COMMON: dict[str, Any] = {"recon_weight": 1.0, "ss_weight": 0.5, "slot_temperature": 0.1}
 
-# SlotCurri (NEW_METHODS.md §B.1): SlotContrast's losses plus SSIM; the curriculum is keyed on model.max_steps.
+# SlotCurri (docs/METHODS.md §11.1): SlotContrast's losses plus SSIM; the curriculum is keyed on model.max_steps.
 SLOTCURRI_COMMON: dict[str, Any] = {**SLOTCONTRAST_COMMON, "ssim_weight": 0.05, "cyclic_inference": True}
 SLOTCURRI_SCHEDULE_STEPS: dict[str, int] = {"movi_c": 100000, "movi_e": 300000, "ytvis2021": 100000}
 

@@ -1,6 +1,6 @@
 """Import of official VideoSAUR checkpoints (``martius-lab/videosaur``) into :class:`VideoSAURModel`.
 
-Key layout of an official VideoSAUR Lightning ``state_dict`` (METHODS.md §2, §1.6-§1.9):
+Key layout of an official VideoSAUR Lightning ``state_dict`` (docs/METHODS.md §2, §1.6-§1.9):
 
 - ``initializer.mean`` / ``initializer.log_std`` ``(1, 1, D)``: the RandomInit parameters (the slot count
   is not stored; it comes from the preset).
@@ -57,7 +57,7 @@ VIDEOSAUR_KEYMAP = KeyMap(VIDEOSAUR_PREFIX_PAIRS, LEADING_ONES)
 _FUSED_QKV = re.compile(r"^decoder\.module\.allocator\.blocks\.(\d+)\.self_attn\.qkv\.(weight|bias)$")
 _SPLIT_Q = re.compile(r"^decoder\.allocator\.(\d+)\.attn\.q\.(weight|bias)$")
 
-# Preset settings a VideoSAUR state dict cannot tell (METHODS.md §2.1).
+# Preset settings a VideoSAUR state dict cannot tell (docs/METHODS.md §2.1).
 VIDEOSAUR_PRESETS: dict[str, dict[str, Any]] = {
     "movi_c": {"num_slots": 11},
     "movi_e": {"num_slots": 15},

@@ -1,7 +1,7 @@
-"""Loss functions of VideoSAUR, SlotContrast and SRL (METHODS.md §2.3, §3.3, §4.3-§4.7) and SlotCurri
-(NEW_METHODS.md §B).
+"""Loss functions of VideoSAUR, SlotContrast and SRL (docs/METHODS.md §2.3, §3.3, §4.3-§4.7) and SlotCurri
+(docs/METHODS.md §11).
 
-Every function takes tensors in the ``batch, time, [slots], tokens, channels`` layout of METHODS.md §0
+Every function takes tensors in the ``batch, time, [slots], tokens, channels`` layout of docs/METHODS.md §0
 (``ssim_loss``: volumes ``batch, channels, time, height, width``), returns a 0-dim tensor
 (``per_slot_reconstruction_error``: one value per slot), and raises ``ValueError`` on wrongly shaped input.
 """

@@ -43,7 +43,7 @@ def check_group_frames(num_frames: int, group_frames: int, name: str) -> None:
     if num_frames % group_frames != 0:
         raise ValueError(
             f"{name} has T={num_frames} frames, which is not divisible by group_frames={group_frames}; "
-            "pass clips whose length is a multiple of group_frames (METHODS.md §6.3 item 17)"
+            "pass clips whose length is a multiple of group_frames (docs/METHODS.md §6.3 item 17)"
         )
 
 

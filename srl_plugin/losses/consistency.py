@@ -1,4 +1,4 @@
-"""SRL's decoder-side (DEC) and encoder-side (ENC) consistency losses (METHODS.md §4.6, §4.7, §6.3 items 11-12).
+"""SRL's decoder-side (DEC) and encoder-side (ENC) consistency losses (docs/METHODS.md §4.6, §4.7, §6.3 items 11-12).
 
 Both split every clip into groups of ``group_frames`` consecutive frames and contrast the ``L = g*N`` tokens
 of a group with each other. Sums over label-defined (semi-)positive sets are computed from per-label
@@ -60,7 +60,7 @@ def decoder_consistency_loss(
     base_temperature: float = 0.07,
     group_frames: int = 4,
 ) -> torch.Tensor:
-    """DEC ("deblurring") loss of METHODS.md §4.6.
+    """DEC ("deblurring") loss of docs/METHODS.md §4.6.
 
     With ``u = normalize(decoded)``, ``w = normalize(target)``, ``l_ij = u_i . w_j / temperature`` and
     ``lp_ij = l_ij - log sum_{j'} exp l_ij'`` over all tokens of the group, each token's loss is
@@ -112,14 +112,14 @@ def encoder_consistency_loss(
     topk: int = 8,
     group_frames: int = 4,
 ) -> torch.Tensor:
-    """ENC ("denoising") loss of METHODS.md §4.7.
+    """ENC ("denoising") loss of docs/METHODS.md §4.7.
 
     Within a group, with ``v = normalize(encoded)``, ``f = normalize(frozen)``, ``s_ij = f_i . f_j``:
     positives ``P_i = {j != i : s_ij >= (topk*g)-th largest s_i.}`` (ties kept), semi-positives
     ``Q_i = {j != i : d_j = d_i}`` with ``d`` the argmax of ``decoder_masks``, ``l_ij = v_i . v_j / temperature``,
     ``lp_ij = l_ij - log sum_{j' != i} exp l_ij'``, and per token
     ``-(temperature/base_temperature) * 0.5 * (mean_P lp + mean_Q lp)``, where the mean over an empty set is 0.
-    Mean over tokens. (METHODS.md writes the means as ``sum / (|set| + 1e-8)``; the official reference values
+    Mean over tokens. (docs/METHODS.md writes the means as ``sum / (|set| + 1e-8)``; the official reference values
     agree to float64 round-off only without that epsilon, so a plain mean is used.)
 
     Args:

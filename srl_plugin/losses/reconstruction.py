@@ -1,5 +1,5 @@
-"""Feature reconstruction loss shared by SlotContrast, SRL and VideoSAUR on YT-VIS (METHODS.md §2.3, §3.3, §4.3),
-and SlotCurri's per-slot reconstruction error (NEW_METHODS.md §B.2)."""
+"""Feature reconstruction loss shared by SlotContrast, SRL and VideoSAUR on YT-VIS (docs/METHODS.md §2.3, §3.3, §4.3),
+and SlotCurri's per-slot reconstruction error (docs/METHODS.md §11.2)."""
 from __future__ import annotations
 
 import torch
@@ -30,7 +30,7 @@ def feature_reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tens
 def per_slot_reconstruction_error(
     reconstruction: torch.Tensor, target: torch.Tensor, decoder_masks: torch.Tensor
 ) -> torch.Tensor:
-    """Decoder-mask-weighted squared error of each slot (SlotCurri's split signal, NEW_METHODS.md §B.2 item 2).
+    """Decoder-mask-weighted squared error of each slot (SlotCurri's split signal, docs/METHODS.md §11.2 item 2).
 
     ``e_k = mean over b, t, n of masks[b, t, k, n] * mean_c (reconstruction - target)[b, t, n, c]^2`` (averaged over
     all positions, not normalised by the mask mass). No gradient.

@@ -1,4 +1,4 @@
-"""SRL's slot-redundancy warm-up regulariser ``Slot_Redundancy_Loss`` (METHODS.md §4.5, §6.3 item 13)."""
+"""SRL's slot-redundancy warm-up regulariser ``Slot_Redundancy_Loss`` (docs/METHODS.md §4.5, §6.3 item 13)."""
 from __future__ import annotations
 
 import math
@@ -38,7 +38,7 @@ def _redundant_slots(slots: torch.Tensor, score: torch.Tensor, k: int) -> torch.
 
 
 def slot_redundancy_loss(attn: torch.Tensor, slots: torch.Tensor, k: int) -> torch.Tensor:
-    """Pushes the patch attention of redundant slots towards uniform (METHODS.md §4.5).
+    """Pushes the patch attention of redundant slots towards uniform (docs/METHODS.md §4.5).
 
     ``KL[b,t,k] = sum_n R[b,t,k,n] (log(R[b,t,k,n] + 1e-8) + log N)``; the ``min(k, K-1)`` slots chosen by the
     greedy pair selection on the last frame (see :func:`_redundant_slots`) contribute the mean of their KL

@@ -1,4 +1,4 @@
-"""Step windows that switch SRL's losses on and off (METHODS.md §4.8, §6.1)."""
+"""Step windows that switch SRL's losses on and off (docs/METHODS.md §4.8, §6.1)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 class LossWindow:
     """The set of training steps on which a loss is active.
 
-    Evaluated on the trainer's optimizer step (``global_step``), the decision of METHODS.md §6.1 item 1.
+    Evaluated on the trainer's optimizer step (``global_step``), the decision of docs/METHODS.md §6.1 item 1.
     Official MOVi-C windows: the regulariser is ``LossWindow(0, 10000, True, True)`` (closed interval) and
     DEC/ENC are ``LossWindow(20000, None, False, False)`` (strictly after step 20000).
 

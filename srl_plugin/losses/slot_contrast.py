@@ -1,4 +1,4 @@
-"""Slot-slot contrastive losses: SlotContrast's InfoNCE (METHODS.md §3.3) and SRL's SupCon variant (§4.4).
+"""Slot-slot contrastive losses: SlotContrast's InfoNCE (docs/METHODS.md §3.3) and SRL's SupCon variant (§4.4).
 
 Negatives come from the local batch only (no cross-process gather), as in the official DDP runs.
 """
@@ -27,7 +27,7 @@ def _tracks(slots: torch.Tensor, batch_contrast: bool) -> torch.Tensor:
 
 
 def slotcontrast_loss(slots: torch.Tensor, temperature: float = 0.1, batch_contrast: bool = True) -> torch.Tensor:
-    """SlotContrast's slot-slot loss (METHODS.md §3.3).
+    """SlotContrast's slot-slot loss (docs/METHODS.md §3.3).
 
     For each transition t -> t+1 and each anchor track j at frame t+1, a softmax over the tracks of frame t
     (pooled over the batch when ``batch_contrast``) with the same track j as the positive;
@@ -54,7 +54,7 @@ def srl_slot_contrastive_loss(
     batch_contrast: bool = True,
     base_temperature: float = 0.07,
 ) -> torch.Tensor:
-    """SRL's supervised-contrastive slot loss (METHODS.md §4.4, §6.3 item 10).
+    """SRL's supervised-contrastive slot loss (docs/METHODS.md §4.4, §6.3 item 10).
 
     Every (track, frame) node is an anchor. Its positives are the same track at frames t-1 and t+1 (those
     that exist); its denominator runs over every node of the other tracks at all frames plus the positives.

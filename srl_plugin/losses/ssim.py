@@ -1,4 +1,4 @@
-"""SlotCurri's structure-aware loss: 3-D SSIM between min-max-normalised features (NEW_METHODS.md §B.3)."""
+"""SlotCurri's structure-aware loss: 3-D SSIM between min-max-normalised features (docs/METHODS.md §11.3)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""VideoSAUR's temporal feature-similarity target and loss (METHODS.md §2.3)."""
+"""VideoSAUR's temporal feature-similarity target and loss (docs/METHODS.md §2.3)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Hard evaluation masks from soft per-patch masks (METHODS.md §1.10)."""
+"""Hard evaluation masks from soft per-patch masks (docs/METHODS.md §1.10)."""
 from __future__ import annotations
 
 import math

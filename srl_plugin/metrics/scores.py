@@ -1,4 +1,4 @@
-"""Per-sample ARI and best-overlap scores from contingency tables (METHODS.md §1.11).
+"""Per-sample ARI and best-overlap scores from contingency tables (docs/METHODS.md §1.11).
 
 A contingency table ``N[c, k]`` counts the points labelled ``c`` in the ground truth and ``k`` in the
 prediction; points without a ground-truth label do not enter it. Tables are computed frame by frame,

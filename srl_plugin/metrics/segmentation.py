@@ -1,4 +1,4 @@
-"""FG-ARI and mBO as torchmetrics ``Metric``s, per video or per frame (METHODS.md §1.11).
+"""FG-ARI and mBO as torchmetrics ``Metric``s, per video or per frame (docs/METHODS.md §1.11).
 
 Each metric accumulates ``(sum of per-sample scores, number of samples)`` in float64; both states are
 summed across processes, so the result is the mean over all samples seen by every rank. State names are

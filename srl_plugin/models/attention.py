@@ -1,4 +1,4 @@
-"""Multi-head attention with the official attention-scale quirk (METHODS.md §1.8)."""
+"""Multi-head attention with the official attention-scale quirk (docs/METHODS.md §1.8)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Frozen timm ViT backbone returning last-block patch tokens (and keys), METHODS.md §1.4."""
+"""Frozen timm ViT backbone returning last-block patch tokens (and keys), docs/METHODS.md §1.4."""
 from __future__ import annotations
 
 import hashlib

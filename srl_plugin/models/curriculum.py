@@ -1,4 +1,4 @@
-"""SlotCurri's slot curriculum as a conditioning part: learned slots used 2 -> K/2 -> K (NEW_METHODS.md §B.2)."""
+"""SlotCurri's slot curriculum as a conditioning part: learned slots used 2 -> K/2 -> K (docs/METHODS.md §11.2)."""
 from __future__ import annotations
 
 import torch

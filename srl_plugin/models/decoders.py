@@ -1,4 +1,4 @@
-"""Patch decoders: the MLP broadcast decoder (SlotContrast, SRL) and SlotMixer (VideoSAUR), METHODS.md §1.9."""
+"""Patch decoders: the MLP broadcast decoder (SlotContrast, SRL) and SlotMixer (VideoSAUR), docs/METHODS.md §1.9."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,4 @@
-"""Slot initialisers (METHODS.md §1.6)."""
+"""Slot initialisers (docs/METHODS.md §1.6)."""
 from __future__ import annotations
 
 import math

@@ -10,7 +10,7 @@ from torch import nn
 class NormedMLP(nn.Module):
     """``LayerNorm(in) -> Linear(in, hidden) -> ReLU -> Linear(hidden, out)``, applied on the last axis.
 
-    Used as the two-layer output transform of the frozen encoder (METHODS.md §1.5, with
+    Used as the two-layer output transform of the frozen encoder (docs/METHODS.md §1.5, with
     ``hidden = 2 * D_f``) and as the residual MLP of slot attention (§1.7, ``hidden = 4 * D``; the
     residual connection lives in the caller). There is no final activation. All parameters keep the
     PyTorch default initialisation, biases included, exactly as the official code leaves them (§1.5).

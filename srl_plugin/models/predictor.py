@@ -1,4 +1,4 @@
-"""Transformer predictor that maps corrected slots to the next frame's initial slots (METHODS.md §1.8)."""
+"""Transformer predictor that maps corrected slots to the next frame's initial slots (docs/METHODS.md §1.8)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Recurrent corrector/predictor scan over the frames of a clip (METHODS.md §1.8)."""
+"""Recurrent corrector/predictor scan over the frames of a clip (docs/METHODS.md §1.8)."""
 from __future__ import annotations
 
 import torch
@@ -15,7 +15,7 @@ class RecurrentProcessor(nn.Module):
     ``later_iterations``. With ``continuation=True`` (streaming: the initial slots are the previous
     window's predicted slots) frame 0 also uses ``later_iterations``.
 
-    With ``cyclic_eval`` (SlotCurri, NEW_METHODS.md §B.4) evaluation (``eval()`` mode) adds a backward sweep:
+    With ``cyclic_eval`` (SlotCurri, docs/METHODS.md §11.4) evaluation (``eval()`` mode) adds a backward sweep:
     starting from the last frame's predicted slots, frames ``T-2, ..., 0`` are corrected again
     (``later_iterations`` each) and predicted; the outputs of frames ``0..T-2`` come from that sweep, frame
     ``T-1`` from the forward sweep.

@@ -1,4 +1,4 @@
-"""Slot attention corrector with the official quirks (METHODS.md §1.7, §4.2)."""
+"""Slot attention corrector with the official quirks (docs/METHODS.md §1.7, §4.2)."""
 from __future__ import annotations
 
 import torch

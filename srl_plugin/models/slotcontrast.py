@@ -1,4 +1,4 @@
-"""SlotContrast (Manasyan et al., CVPR 2025): feature reconstruction plus slot-slot contrast (METHODS.md §3)."""
+"""SlotContrast (Manasyan et al., CVPR 2025): feature reconstruction plus slot-slot contrast (docs/METHODS.md §3)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,7 +35,7 @@ def slotcontrast_parts(
     cyclic_eval: bool = False,
 ) -> dict[str, Any]:
     """``VideoSlotModel`` arguments of the SlotContrast architecture, which SRL, SSync and SlotCurri share
-    (METHODS.md §3, §4.2): MLP output transform, learned fixed slot init (``initializer``, default a plain
+    (docs/METHODS.md §3, §4.2): MLP output transform, learned fixed slot init (``initializer``, default a plain
     :class:`FixedLearnedInit`), slot attention with residual MLP, transformer predictor (with a cyclic
     evaluation sweep when ``cyclic_eval``) and MLP broadcast decoder."""
     return {

@@ -1,5 +1,5 @@
 """SlotCurri (Moon, Seong & Heo, CVPR 2026): SlotContrast with a slot curriculum, a 3-D SSIM loss and cyclic
-inference at evaluation (NEW_METHODS.md §B)."""
+inference at evaluation (docs/METHODS.md §11)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,4 @@
-"""SRL (Seong et al., ICLR 2026): SlotContrast plus step-windowed REG, DEC and ENC losses (METHODS.md §4)."""
+"""SRL (Seong et al., ICLR 2026): SlotContrast plus step-windowed REG, DEC and ENC losses (docs/METHODS.md §4)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -22,7 +22,7 @@ from srl_plugin.models.slotcontrast import slotcontrast_parts
 
 WindowSpec = LossWindow | Mapping[str, Any]
 
-# MOVi-C defaults (METHODS.md §4.8): REG on [0, 10000], DEC and ENC for steps > 20000.
+# MOVi-C defaults (docs/METHODS.md §4.8): REG on [0, 10000], DEC and ENC for steps > 20000.
 MOVI_C_REG_WINDOW = MappingProxyType({"start": 0, "end": 10000, "start_inclusive": True, "end_inclusive": True})
 MOVI_C_CL_WINDOW = MappingProxyType({"start": 20000, "end": None, "start_inclusive": False, "end_inclusive": False})
 
@@ -36,7 +36,7 @@ class SRLModel(VideoSlotModel):
     """SRL: frozen DINOv2 -> MLP -> recurrent slot attention (with patch-softmax output) -> MLP decoder.
 
     Loss weights, temperatures and activity windows are constructor arguments (defaults: MOVi-C,
-    METHODS.md §4.1/§4.8); a loss whose weight is 0 or whose window is inactive at ``global_step`` is
+    docs/METHODS.md §4.1/§4.8); a loss whose weight is 0 or whose window is inactive at ``global_step`` is
     neither computed nor returned. Loss names: ``loss_recon``, ``loss_sc``, ``loss_reg``, ``loss_cl_dec``,
     ``loss_cl_enc``.
 
@@ -123,7 +123,7 @@ class SRLModel(VideoSlotModel):
         ]
 
     def compute_losses(self, outputs: dict[str, torch.Tensor], global_step: int) -> dict[str, torch.Tensor]:
-        """``total`` plus one 0-dim tensor per active loss (METHODS.md §4.3-§4.8)."""
+        """``total`` plus one 0-dim tensor per active loss (docs/METHODS.md §4.3-§4.8)."""
         frozen = outputs["backbone_features"].detach()
         losses: dict[str, torch.Tensor] = {}
         for name in self.active_losses(global_step):

@@ -1,4 +1,4 @@
-"""VideoSAUR (Zadaianchuk et al., NeurIPS 2023): temporal feature-similarity prediction (METHODS.md §2)."""
+"""VideoSAUR (Zadaianchuk et al., NeurIPS 2023): temporal feature-similarity prediction (docs/METHODS.md §2)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

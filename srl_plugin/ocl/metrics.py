@@ -3,7 +3,7 @@
 Routed: ``soft_masks_path: <model>.eval_masks`` (B, T, K, N) and ``true_masks_path: <model>.eval_true_masks``
 (B, T, C, H, W) (``input.masks`` cut like the soft masks, see :class:`srl_plugin.ocl.modules.MethodModel`).
 The soft masks are upsampled to the ground truth and arg-maxed with
-:func:`srl_plugin.metrics.hard_masks_from_soft` (METHODS.md §1.10), then scored as in ``srl-eval`` (§1.11).
+:func:`srl_plugin.metrics.hard_masks_from_soft` (docs/METHODS.md §1.10), then scored as in ``srl-eval`` (§1.11).
 """
 from __future__ import annotations
 

@@ -12,6 +12,6 @@ def exp_decay_with_warmup(
     optimizer: torch.optim.Optimizer, warmup_steps: int, decay_steps: int, decay_rate: float = 0.5
 ) -> dict[str, Any]:
     """``{"lr_scheduler": {"scheduler": LambdaLR, "interval": "step"}}`` with the schedule of ``srl-train``
-    (:func:`srl_plugin.training.schedule.exp_decay_with_warmup`, METHODS.md §1.12), stepped every optimizer step."""
+    (:func:`srl_plugin.training.schedule.exp_decay_with_warmup`, docs/METHODS.md §1.12), stepped every optimizer step."""
     scheduler = schedule.exp_decay_with_warmup(optimizer, warmup_steps, decay_steps, decay_rate)
     return {"lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -2,7 +2,7 @@
 
 A long video goes through the recurrence window after window; each window starts from the previous window's
 ``predicted_slots[:, -1]`` (docs/ARCHITECTURE.md), so slot ``k`` keeps its identity over the whole video and
-the result equals one pass over all frames (METHODS.md §1.8: frame 0 gets the first-frame iteration count,
+the result equals one pass over all frames (docs/METHODS.md §1.8: frame 0 gets the first-frame iteration count,
 every later frame the later-frame count), while memory stays bounded by the window. Training, evaluation,
 ``srl-infer`` and the OCL adapter all run models through this module.
 """

@@ -3,7 +3,7 @@
 Reads each run's `metrics.json` (written by `srl-eval`; a path to such a file works too) and prints one
 row per run (method, dataset, step, number of videos, video / image FG-ARI and mBO in percent), sorted by
 dataset and FG-ARI. `--published` adds the published video FG-ARI / mBO of the method on that dataset
-(METHODS.md §8). `--out DIR` also writes leaderboard.md, leaderboard.csv and leaderboard.json there.
+(docs/METHODS.md §8). `--out DIR` also writes leaderboard.md, leaderboard.csv and leaderboard.json there.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srl-compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="+", help="run directories (or metrics.json files)")
-    parser.add_argument("--published", action="store_true", help="add the published numbers (METHODS.md §8)")
+    parser.add_argument("--published", action="store_true", help="add the published numbers (docs/METHODS.md §8)")
     parser.add_argument("--format", choices=sorted(FORMATTERS), default="markdown", help="what to print")
     parser.add_argument("--out", type=Path, default=None, help="also write leaderboard.{md,csv,json} here")
     return parser

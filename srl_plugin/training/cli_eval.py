@@ -1,7 +1,7 @@
 """`srl-eval RUN_DIR_or_CKPT [key=value ...] [--out FILE]`: validate a checkpoint over whole videos.
 
 Runs the validation of the run's experiment (whole videos, decoder masks, video / image FG-ARI and mBO,
-METHODS.md §1.3, §1.10, §1.11) with the checkpoint's config merged with `configs/eval.yaml` (fp32, one
+docs/METHODS.md §1.3, §1.10, §1.11) with the checkpoint's config merged with `configs/eval.yaml` (fp32, one
 device) and the overrides, writes `metrics.json` (default: in the run directory) and prints a table.
 
     srl-eval runs/srl_synth

@@ -1,4 +1,4 @@
-"""Validation of a trained checkpoint over whole videos (METHODS.md §1.3, §1.10, §1.11, §6.2).
+"""Validation of a trained checkpoint over whole videos (docs/METHODS.md §1.3, §1.10, §1.11, §6.2).
 
 `evaluate_checkpoint` merges `configs/eval.yaml` and the caller's overrides over the training config
 stored in the checkpoint, runs Lightning's validation loop (any accelerator / device count) and returns

@@ -1,5 +1,5 @@
 """Leaderboards of evaluated runs (`metrics.json` records) as Markdown, CSV and JSON, with the published
-numbers of METHODS.md §8 alongside on request."""
+numbers of docs/METHODS.md §8 alongside on request."""
 from __future__ import annotations
 
 import csv
@@ -19,8 +19,8 @@ METRIC_LABELS = {
 BASE_COLUMNS = ("method", "dataset", "step", "num_videos")
 PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
 
-# Video FG-ARI / mBO in percent (METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
-# SlotCurri: NEW_METHODS.md §C, its README has no table).
+# Video FG-ARI / mBO in percent (docs/METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
+# SlotCurri: docs/METHODS.md §8.5, its README has no table).
 PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
     ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README"),
     ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README"),

@@ -1,11 +1,11 @@
 """The LightningModule that trains and validates any of the three method models (docs/ARCHITECTURE.md).
 
-Training (METHODS.md §1.12): the model runs on ``batch["video"]`` (B, T, 3, H, W), or on cached
+Training (docs/METHODS.md §1.12): the model runs on ``batch["video"]`` (B, T, 3, H, W), or on cached
 ``batch["backbone_features"]`` (B, T, N, D_f) through ``forward_features``; its losses are evaluated at the
-trainer's global (optimizer) step, not the batch index (METHODS.md §6.1); Adam with the
+trainer's global (optimizer) step, not the batch index (docs/METHODS.md §6.1); Adam with the
 ``exp_decay_with_warmup`` schedule stepped every optimizer step.
 
-Validation (METHODS.md §1.3, §1.10, §1.11, §6.2): whole videos through the recurrence, the model's
+Validation (docs/METHODS.md §1.3, §1.10, §1.11, §6.2): whole videos through the recurrence, the model's
 ``eval_masks`` bilinearly upsampled to the ground-truth resolution and arg-maxed, scored by video / image
 FG-ARI and mBO; no validation loss.
 """
@@ -38,7 +38,7 @@ from srl_plugin.training.schedule import exp_decay_with_warmup
 from srl_plugin.training.visualization import denormalize, mask_overlay_grid
 
 def build_metrics(ignore_background: bool) -> MetricCollection:
-    """Video / image FG-ARI and mBO (METHODS.md §1.11), keyed as in :data:`srl_plugin.metrics.METRICS`."""
+    """Video / image FG-ARI and mBO (docs/METHODS.md §1.11), keyed as in :data:`srl_plugin.metrics.METRICS`."""
     return MetricCollection({name: cls(ignore_background=ignore_background) for name, cls in METRICS.items()})
 
 

@@ -41,7 +41,7 @@ def build_datamodule(config: DictConfig) -> L.LightningDataModule:
 
 def build_strategy(config: DictConfig) -> Any:
     """``trainer.strategy``, with ``auto``/``ddp`` on several processes turned into a ``DDPStrategy`` that
-    honours ``ddp.find_unused_parameters`` (SRL needs it, METHODS.md §1.12)."""
+    honours ``ddp.find_unused_parameters`` (SRL needs it, docs/METHODS.md §1.12)."""
     strategy = config.trainer.strategy
     if isinstance(strategy, str) and strategy in ("auto", "ddp") and world_size(config.trainer) > 1:
         return DDPStrategy(find_unused_parameters=bool(config.ddp.find_unused_parameters))

@@ -1,4 +1,4 @@
-"""Learning-rate schedule `exp_decay_with_warmup` of all three code bases (METHODS.md §1.12)."""
+"""Learning-rate schedule `exp_decay_with_warmup` of all three code bases (docs/METHODS.md §1.12)."""
 from __future__ import annotations
 
 import math
