@@ -15,7 +15,7 @@ from srl_plugin.models.mlp import build_relu_mlp
 class MLPBroadcastDecoder(nn.Module):
     """Broadcasts every slot to every patch position, decodes features plus an alpha logit, mixes by softmax.
 
-    Computes the official decoder (METHODS.md §1.9) in an exactly equivalent, cheaper order:
+    Computes the official decoder (docs/METHODS.md §1.9) in an exactly equivalent, cheaper order:
 
     - the first linear acts on slots and positions separately, ``W (s_k + p_n) + b = (W s_k + b) + W p_n``,
       so it runs on ``K + N`` rows instead of ``K * N``;
