@@ -62,6 +62,18 @@ def test_curriculum_state_survives_a_checkpoint_between_recording_and_split() ->
     assert restored.forward_features(features, global_step=5)["slots"].shape[2] == 3
 
 
+def test_gradient_accumulation_splits_once_per_step() -> None:
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 9, 8)
+    model = _tiny_model().train()
+    model.compute_losses(model.forward_features(features, global_step=9), global_step=9)
+    model.forward_features(features, global_step=10)
+    after_first = model.initializer.slots.detach().clone()
+    assert int(model.initializer.splits_done) == 2
+    assert model.forward_features(features, global_step=10)["slots"].shape[2] == 3  # second micro-batch
+    torch.testing.assert_close(model.initializer.slots.detach(), after_first, rtol=0, atol=0)
+
+
 def test_losing_the_errors_as_the_official_code_does_stops_the_split_with_a_clear_error() -> None:
     model = _tiny_model().train()
     with pytest.raises(RuntimeError, match="recorded by compute_losses"):
@@ -100,10 +112,10 @@ def test_official_round_trip_leaves_out_the_curriculum_errors() -> None:
     model = _tiny_model()
     model.initializer.slot_errors.fill_(0.5)
     official = official_state_dict_from_model(model)
-    assert "initializer.slots" in official and not any("slot_errors" in key for key in official)
+    assert "initializer.slots" in official and not any("errors" in key or "splits" in key for key in official)
     imported = model_from_official_state_dict(official, preset="movi_e", method="slotcurri")
     assert isinstance(imported, SlotCurriModel) and imported.initializer.expansion_steps == (30000, 75000)
-    assert torch.equal(imported.initializer.slot_errors, torch.zeros(6))
+    assert torch.equal(imported.initializer.slot_errors, torch.zeros(6)) and int(imported.initializer.splits_done) == 0
     torch.testing.assert_close(imported.initializer.slots, model.initializer.slots, rtol=0, atol=0)
 
 

@@ -22,8 +22,8 @@ MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = 
     "slotcurri": SlotCurriModel,
 }
 # Our state that official checkpoints never store: SlotCurri's per-slot errors (a plain attribute there, zero
-# after loading), so an import starts from zeros as the official code does.
-STATE_NOT_IN_OFFICIAL = frozenset({"initializer.slot_errors"})
+# after loading) and its count of splits done, so an import starts from zeros as the official code does.
+STATE_NOT_IN_OFFICIAL = frozenset({"initializer.slot_errors", "initializer.splits_done"})
 
 
 def detect_method(state_dict: Mapping[str, torch.Tensor]) -> str:

@@ -69,10 +69,13 @@ class CurriculumLearnedInit(FixedLearnedInit):
     slots into the next count (:func:`split_slots`, in proportion to the per-slot reconstruction errors that
     :meth:`record_errors` stored at step ``s - 1``); that step still trains the old count.
 
-    The errors live in the buffer ``slot_errors`` (K,), so they are in checkpoints and a run resumed between
-    the recording and the split continues exactly (the official code keeps them in a plain attribute, so a
-    resume there divides 0 by 0). Under DDP, the split rows are broadcast from rank 0, so every rank keeps the
-    same slots (rank 0 computes them from its own batch and RNG, as a single-process run).
+    The errors live in the buffer ``slot_errors`` (K,) and the number of splits done in ``splits_done``, so both
+    are in checkpoints and a run resumed between the recording and the split continues exactly (the official code
+    keeps the errors in a plain attribute, so a resume there divides 0 by 0). Each split happens once: with
+    gradient accumulation the forwards of one step after the first reuse it (the official code would split
+    again on every micro-batch), and the errors are those of the last micro-batch of step ``s - 1``. Under DDP,
+    the split rows are broadcast from rank 0, so every rank keeps the same slots (rank 0 computes them from its
+    own batch and RNG, as a single-process run; the official code lets ranks diverge).
 
     Args:
         num_slots: final ``K`` (at least 4, so that ``K // 2 >= 2``). slot_dim: ``D``.
@@ -88,6 +91,7 @@ class CurriculumLearnedInit(FixedLearnedInit):
         self.expansion_steps = (schedule_steps // 10, schedule_steps // 4)
         self.slot_counts = (2, num_slots // 2, num_slots)
         self.register_buffer("slot_errors", torch.zeros(num_slots))
+        self.register_buffer("splits_done", torch.zeros((), dtype=torch.long))
 
     def active_slots(self, global_step: int) -> int:
         """The number of slots a training forward uses at ``global_step``."""
@@ -103,7 +107,7 @@ class CurriculumLearnedInit(FixedLearnedInit):
             return super().forward(batch_size)
         if global_step is None:
             raise ValueError("SlotCurri's training forward follows the slot curriculum: pass global_step")
-        if global_step in self.expansion_steps:
+        if global_step in self.expansion_steps and int(self.splits_done) <= self.expansion_steps.index(global_step):
             self.expand(self.expansion_steps.index(global_step))
         return super().forward(batch_size)[:, : self.active_slots(global_step)]
 
@@ -111,11 +115,11 @@ class CurriculumLearnedInit(FixedLearnedInit):
         """Splits the ``slot_counts[phase]`` active slots into ``slot_counts[phase + 1]`` (in place)."""
         num_old = self.slot_counts[phase]
         num_new = self.slot_counts[phase + 1] - num_old
-        if num_new == 0:
-            return
-        split_slots(self.slots.data, num_old, split_counts(self.slot_errors[:num_old], num_new))
-        if dist.is_available() and dist.is_initialized():
-            dist.broadcast(self.slots.data, src=0)
+        if num_new > 0:
+            split_slots(self.slots.data, num_old, split_counts(self.slot_errors[:num_old], num_new))
+            if dist.is_available() and dist.is_initialized():
+                dist.broadcast(self.slots.data, src=0)
+        self.splits_done.fill_(phase + 1)
 
     def records_errors_at(self, global_step: int) -> bool:
         """Whether the per-slot errors of ``global_step`` feed a split (one is due at ``global_step + 1``)."""
