@@ -75,9 +75,13 @@ def test_eval_writes_metrics_and_prints_a_table(resumed_run: Path, capsys: pytes
     record = json.loads((resumed_run / "metrics.json").read_text())
     assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("srl", "synthetic", 3, 4)
     assert record["global_batch"] == 2  # data.batch_size=2 on one device
+    assert (record["protocol"], record["num_chunks"]) == ("full", None)
     for name in ("video_fg_ari", "image_fg_ari", "video_mbo", "image_mbo"):
         assert -1.0 <= record[name] <= 1.0
-    assert "FG-ARI (%)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FG-ARI (%)" in out and "srl-eval: protocol full, scored 4 videos" in out
+    with pytest.raises(ValueError, match="no official recipe"):
+        cli_eval.main([str(resumed_run), "evaluation.protocol=official"])
 
 
 def test_eval_rejects_unknown_keys_and_non_checkpoints(resumed_run: Path, tmp_path: Path) -> None:
@@ -104,4 +108,4 @@ def test_demo_trains_and_evaluates_every_method(
     for method in ("srl", "slotcontrast", "videosaur", "slotcurri"):
         record = json.loads((tmp_path / method / "metrics.json").read_text())
         assert (record["method"], record["step"], record["num_videos"]) == (method, 2, 4)
-        assert f"| {method} | synthetic | 2 | 4 |" in out
+        assert f"| {method} | synthetic | 2 | full | 4 videos |" in out

@@ -12,12 +12,14 @@ from srl_plugin.training import cli_compare
 from srl_plugin.training.leaderboard import PUBLISHED, leaderboard_rows, load_record, to_markdown
 
 
-def write_run(root: Path, name: str, method: str, dataset: str, ari: float, mbo: float, step: int = 300) -> Path:
+def write_run(root: Path, name: str, method: str, dataset: str, ari: float, mbo: float, step: int = 300,
+              **scored) -> Path:
     run = root / name
     run.mkdir()
     record = {
         "method": method, "dataset": dataset, "step": step, "checkpoint": str(run / "checkpoints/last.ckpt"),
         "num_videos": 32, "video_fg_ari": ari, "image_fg_ari": ari / 2, "video_mbo": mbo, "image_mbo": mbo / 2,
+        **scored,
     }
     (run / "metrics.json").write_text(json.dumps(record))
     return run
@@ -26,8 +28,8 @@ def write_run(root: Path, name: str, method: str, dataset: str, ari: float, mbo:
 @pytest.fixture()
 def runs(tmp_path: Path) -> list[Path]:
     return [
-        write_run(tmp_path, "a", "slotcontrast", "synthetic", 0.5, 0.25),
-        write_run(tmp_path, "b", "srl", "synthetic", 0.625, 0.3),
+        write_run(tmp_path, "a", "slotcontrast", "synthetic", 0.5, 0.25, protocol="full", num_chunks=None),
+        write_run(tmp_path, "b", "srl", "synthetic", 0.625, 0.3, protocol="official", num_chunks=96),
         write_run(tmp_path, "c", "srl", "movi_c", 0.7465, 0.348, step=100000),
     ]
 
@@ -44,10 +46,11 @@ def test_markdown_table(runs: list[Path], capsys: pytest.CaptureFixture[str]) ->
     cli_compare.main([str(run) for run in runs])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == (
-        "| method | dataset | step | num videos | FG-ARI (%) | image FG-ARI (%) | mBO (%) | image mBO (%) |"
+        "| method | dataset | step | protocol | scored | FG-ARI (%) | image FG-ARI (%) | mBO (%) | image mBO (%) |"
     )
-    assert lines[1] == "|---|---|---:|---:|---:|---:|---:|---:|"
-    assert lines[3] == "| srl | synthetic | 300 | 32 | 62.5 | 31.2 | 30.0 | 15.0 |"
+    assert lines[1] == "|---|---|---:|---|---|---:|---:|---:|---:|"
+    assert lines[3] == "| srl | synthetic | 300 | official | 96 chunks of 32 videos | 62.5 | 31.2 | 30.0 | 15.0 |"
+    assert lines[4] == "| slotcontrast | synthetic | 300 | full | 32 videos | 50.0 | 25.0 | 25.0 | 12.5 |"
     assert len(lines) == 5
 
 
@@ -55,7 +58,8 @@ def test_published_numbers_alongside(runs: list[Path], capsys: pytest.CaptureFix
     cli_compare.main([*map(str, runs), "--published"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].endswith("| published fg ari | published mbo | published source |")
-    assert lines[2] == "| srl | movi_c | 100000 | 32 | 74.7 | 37.3 | 34.8 | 17.4 | 74.7 | 34.8 | SRL README checkpoint |"
+    assert lines[2] == ("| srl | movi_c | 100000 | unrecorded | 32 videos | 74.7 | 37.3 | 34.8 | 17.4 | 74.7 | 34.8 "
+                        "| SRL README checkpoint (official: 250 videos) |")
     assert lines[3].endswith("| – | – |  |")
     assert PUBLISHED[("slotcontrast", "movi_e")][:2] == (82.9, 29.2)
 
@@ -68,11 +72,11 @@ def test_csv_and_json_outputs(runs: list[Path], tmp_path: Path, capsys: pytest.C
     assert float(printed[0]["video_fg_ari"]) == pytest.approx(74.65)
     rows = json.loads((out / "leaderboard.json").read_text())
     assert rows[2] == {
-        "method": "slotcontrast", "dataset": "synthetic", "step": 300, "num_videos": 32,
+        "method": "slotcontrast", "dataset": "synthetic", "step": 300, "protocol": "full", "scored": "32 videos",
         "video_fg_ari": 50.0, "image_fg_ari": 25.0, "video_mbo": 25.0, "image_mbo": 12.5,
     }
     assert (out / "leaderboard.md").read_text() == to_markdown(leaderboard_rows([load_record(r) for r in runs])) + "\n"
-    assert (out / "leaderboard.csv").read_text().splitlines()[0].startswith("method,dataset,step,num_videos")
+    assert (out / "leaderboard.csv").read_text().splitlines()[0].startswith("method,dataset,step,protocol,scored")
 
 
 def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:

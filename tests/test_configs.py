@@ -26,7 +26,7 @@ MODEL_CLASSES = {
 DATA_KEYS = {
     "_target_", "train_shards", "val_shards", "root", "dataset_type", "input_size", "mask_size", "num_classes",
     "chunk_size", "batch_size", "val_batch_size", "num_workers", "shuffle_buffer", "h_flip_prob", "val_size",
-    "skip_bad_samples", "seed", "synthetic",
+    "skip_bad_samples", "short_videos", "seed", "synthetic",
 }
 BACKBONE_KEYS = {
     "_target_", "model_name", "input_size", "pretrained", "weights_path", "allow_random_init", "return_keys",
@@ -51,6 +51,14 @@ PUBLISHED: dict[str, tuple[Any, ...]] = {
     "slotcurri/movi_c": ("vit_small_patch14_dinov2.lvd142m", 336, 576, 384, 11, 64, 64, 8e-4, 100000, "16-mixed", 0.5, 16, 336),
     "slotcurri/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
     "slotcurri/ytvis2021": ("vit_base_patch14_dinov2.lvd142m", 518, 1369, 768, 7, 64, 32, 8e-4, 100000, "16-mixed", 0.0, 1, 518),
+}
+# The official validation loaders on one GPU (dataset.val_size, num_val_workers, val_batch_size, val chunk size).
+OFFICIAL_LOADERS = {
+    "srl/movi_c": (250, 2, 16, None), "srl/movi_e": (250, 1, 4, None), "srl/ytvis2021": (200, 1, 1, None),
+    "slotcontrast/movi_c": (250, 2, 16, None), "slotcontrast/movi_e": (250, 1, 4, None),
+    "slotcontrast/ytvis2021": (200, 1, 1, None),
+    "videosaur/movi_c": (250, 8, 16, None), "videosaur/movi_e": (250, 8, 16, None),
+    "videosaur/ytvis2021": (200, 8, 16, 6),
 }
 # SRL loss schedule (docs/METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
 SRL_SCHEDULE = {
@@ -118,7 +126,11 @@ def test_published_hyperparameters(experiment: str) -> None:
     assert data["num_classes"] == (25 if ytvis else 24 if experiment.endswith("movi_e") else 11)
     assert config["evaluation"]["ignore_background"] is (not ytvis)
     assert data["shuffle_buffer"] == (100 if ytvis else 512)
-    assert data["val_size"] == (300 if ytvis else 250)
+    assert data["val_size"] == (None if ytvis else 250)
+    assert config["evaluation"]["protocol"] == "full"
+    assert config["evaluation"]["official_loader"] == dict(
+        zip(("val_size", "num_workers", "batch_size", "chunk_size"), OFFICIAL_LOADERS[experiment])
+    )
     assert trainer["val_check_interval"] == (1000 if experiment.startswith("videosaur") else 2500)
 
 

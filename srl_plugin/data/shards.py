@@ -11,6 +11,7 @@ Every problem raises a `DataError` naming the shard and the sample: `MissingShar
 """
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import os
@@ -66,19 +67,31 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def expand_shards(pattern: str, root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Brace-expand `pattern` (e.g. `movi_c-train-{000000..000304}.tar`; several patterns may be joined by
-    `::`) relative to `root` / $SRL_DATA_ROOT, and check that every shard exists.
+def _is_glob(name: str) -> bool:
+    return any(char in name for char in "*?[")
 
-    Raises `MissingShardsError` with the pattern searched and how to get the data.
+
+def expand_shards(pattern: str, root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Expand `pattern` relative to `root` / $SRL_DATA_ROOT into shard paths, and check that they exist.
+
+    A pattern is brace-expanded (`movi_c-train-{000000..000304}.tar`); a name with a wildcard
+    (`ytvis-train-*.tar`) then matches every such shard, sorted by name, whatever their number. Several
+    patterns may be joined by `::`. Raises `MissingShardsError` with the pattern searched and how to get the
+    data (also when a wildcard matches nothing).
     """
     base = resolve_root(root)
-    paths = []
+    paths, missing = [], []
     for part in pattern.split("::"):
         for name in braceexpand.braceexpand(part):
             path = Path(name).expanduser()
-            paths.append(str(path if path.is_absolute() or base is None else base / path))
-    missing = [path for path in paths if not os.path.isfile(path)]
+            path = str(path if path.is_absolute() or base is None else base / path)
+            if _is_glob(path):
+                matches = sorted(match for match in glob.glob(path) if os.path.isfile(match))
+                paths += matches
+                missing += [] if matches else [path]
+            else:
+                paths.append(path)
+                missing += [] if os.path.isfile(path) else [path]
     if missing:
         searched = str(Path(base) / pattern) if base is not None and not Path(pattern).is_absolute() else pattern
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
@@ -113,6 +126,34 @@ def write_shard(path: str | os.PathLike[str], samples: Iterable[tuple[str, Mappi
                 tar.addfile(info, io.BytesIO(data))
             count += 1
     return count
+
+
+def shard_frame_counts(path: str) -> list[tuple[str, int]]:
+    """`(key, number of frames)` of every sample of a shard in order, read from the `video` array headers
+    only (no frame is decoded). Raises `CorruptShardError` / `BadSampleError` naming the shard."""
+    counts = []
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                key, extension = _split_member_name(member.name)
+                if not member.isfile() or extension not in ("video.npy", "video.npy.gz"):
+                    continue
+                handle = tar.extractfile(member)
+                stream = gzip.GzipFile(fileobj=handle) if extension.endswith(".gz") else handle
+                try:
+                    version = np.lib.format.read_magic(stream)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, _ = read_header(stream)
+                except ValueError as error:
+                    raise BadSampleError(
+                        f"shard {path}, sample {key!r}: unreadable video.npy header ({error}); regenerate the shard"
+                    ) from error
+                counts.append((key, int(shape[0]) if shape else 0))
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise CorruptShardError(f"shard {path} is corrupted or truncated ({error}); regenerate or re-download it") \
+            from error
+    return counts
 
 
 def _split_member_name(name: str) -> tuple[str, str]:

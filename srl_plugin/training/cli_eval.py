@@ -3,8 +3,12 @@
 Runs the validation of the run's experiment (whole videos, decoder masks, video / image FG-ARI and mBO,
 docs/METHODS.md §1.3, §1.10, §1.11) with the checkpoint's config merged with `configs/eval.yaml` (fp32, one
 device) and the overrides, writes `metrics.json` (default: in the run directory) and prints a table.
+The evaluation protocol is `evaluation.protocol`: `full` (every held-out video, the default) or `official`
+(exactly the subset the official repository scores on one GPU); the output names it with the number of
+videos / chunks scored.
 
     srl-eval runs/srl_synth
+    srl-eval runs/srl_ytvis data.root=/data/ytvis2021 evaluation.protocol=official
     srl-eval runs/srl_movi_c/checkpoints/step_00050000.ckpt data.root=/data/movi_c trainer.devices=2
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from srl_plugin.atomic import write_json_atomic
 from srl_plugin.runtime import checkpoint_path
 from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of
-from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
+from srl_plugin.training.leaderboard import leaderboard_rows, scored_text, to_markdown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def report(record: dict, out: Path) -> None:
     """Writes the metrics record and prints it as a table (rank 0 only)."""
     write_json_atomic(out, record)
+    print(f"srl-eval: protocol {record['protocol']}, scored {scored_text(record)}")
     print(to_markdown(leaderboard_rows([record])))
     print(f"srl-eval: wrote {out}", flush=True)
 

@@ -3,9 +3,11 @@
 `evaluate_checkpoint` merges `configs/eval.yaml` and the caller's overrides over the training config
 stored in the checkpoint, runs Lightning's validation loop (any accelerator / device count) and returns
 the metrics record that `srl-eval` writes as `metrics.json`:
-`{method, dataset, step, checkpoint, num_videos, global_batch, video_fg_ari, image_fg_ari, video_mbo, image_mbo}`
-(``global_batch``: the clips per optimizer step of the training run, ``None`` for older checkpoints)
-(scores as fractions in [0, 1]; tables print them in percent).
+`{method, dataset, step, checkpoint, protocol, num_videos, num_chunks, global_batch, video_fg_ari, image_fg_ari,
+video_mbo, image_mbo}` (scores as fractions in [0, 1]; tables print them in percent). ``global_batch``: the
+clips per optimizer step of the training run, ``None`` for older checkpoints. `protocol` is
+`evaluation.protocol` (`full` or `official`, `srl_plugin.data.protocol`); `num_chunks` is the number of
+independently scored chunks (`evaluation.independent_chunks`), None when whole videos were scored.
 """
 from __future__ import annotations
 
@@ -73,7 +75,9 @@ def evaluate_checkpoint(path_or_run_dir: str | Path, overrides: Sequence[str] = 
         "dataset": container["dataset"],
         "step": step,
         "checkpoint": str(path),
+        "protocol": container["evaluation"]["protocol"],
         "num_videos": int(round(values["num_videos"])),
+        "num_chunks": int(round(values["num_chunks"])) if container["evaluation"]["independent_chunks"] else None,
         "global_batch": stored_config.get("global_batch"),
     }
     record.update({name: values[name] for name in METRIC_NAMES})

@@ -16,24 +16,28 @@ METRIC_LABELS = {
     "image_fg_ari": "image FG-ARI",
     "image_mbo": "image mBO",
 }
-BASE_COLUMNS = ("method", "dataset", "step", "num_videos")
+BASE_COLUMNS = ("method", "dataset", "step", "protocol", "scored")
+RECORD_FIELDS = ("method", "dataset", "step", "num_videos")
 PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
 
 # Video FG-ARI / mBO in percent (docs/METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
-# SlotCurri: docs/METHODS.md §8.5, its README has no table).
+# SlotCurri: docs/METHODS.md §8.5, its README has no table). The VideoSAUR, SlotContrast and SRL numbers were
+# computed by the official validation loaders, i.e. `evaluation.protocol=official` (srl_plugin.data.protocol):
+# all 250 videos on MOVi, the first 210 of the 300 held-out videos for SlotContrast and SRL on YT-VIS, 224
+# six-frame chunks from validation shards 0-7 for VideoSAUR on YT-VIS. SlotCurri's source does not say.
 PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
-    ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README"),
-    ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README"),
-    ("videosaur", "ytvis2021"): (39.5, 29.1, "VideoSAUR README (6-frame chunks, 224)"),
-    ("slotcontrast", "movi_c"): (69.3, 32.7, "SlotContrast README"),
-    ("slotcontrast", "movi_e"): (82.9, 29.2, "SlotContrast README"),
-    ("slotcontrast", "ytvis2021"): (38.0, 33.7, "SlotContrast README"),
-    ("srl", "movi_c"): (74.65, 34.80, "SRL README checkpoint"),
-    ("srl", "movi_e"): (81.9, 29.3, "SRL paper via secondary notes (unconfirmed)"),
-    ("srl", "ytvis2021"): (43.69, 36.76, "SRL README checkpoint"),
-    ("slotcurri", "movi_c"): (77.6, 32.8, "SSync project page (3-run mean)"),
-    ("slotcurri", "movi_e"): (83.7, 28.9, "SSync project page (3-run mean)"),
-    ("slotcurri", "ytvis2021"): (44.8, 35.5, "SSync project page (3-run mean)"),
+    ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README (official: 250 videos)"),
+    ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README (official: 250 videos)"),
+    ("videosaur", "ytvis2021"): (39.5, 29.1, "VideoSAUR README (official: 224 6-frame chunks, DINO 224)"),
+    ("slotcontrast", "movi_c"): (69.3, 32.7, "SlotContrast README (official: 250 videos)"),
+    ("slotcontrast", "movi_e"): (82.9, 29.2, "SlotContrast README (official: 250 videos)"),
+    ("slotcontrast", "ytvis2021"): (38.0, 33.7, "SlotContrast README (official: 210 of 300 videos)"),
+    ("srl", "movi_c"): (74.65, 34.80, "SRL README checkpoint (official: 250 videos)"),
+    ("srl", "movi_e"): (81.9, 29.3, "SRL paper via secondary notes, unconfirmed (official: 250 videos)"),
+    ("srl", "ytvis2021"): (43.69, 36.76, "SRL README checkpoint (official: 210 of 300 videos)"),
+    ("slotcurri", "movi_c"): (77.6, 32.8, "SSync project page (3-run mean; protocol not stated)"),
+    ("slotcurri", "movi_e"): (83.7, 28.9, "SSync project page (3-run mean; protocol not stated)"),
+    ("slotcurri", "ytvis2021"): (44.8, 35.5, "SSync project page (3-run mean; protocol not stated)"),
 }
 
 
@@ -53,17 +57,27 @@ def load_record(run: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
-    missing = [field for field in (*BASE_COLUMNS, *METRIC_NAMES) if not isinstance(record, dict) or field not in record]
+    missing = [field for field in (*RECORD_FIELDS, *METRIC_NAMES) if not isinstance(record, dict) or field not in record]
     if missing:
         raise ValueError(f"{path} lacks the field(s) {missing}; rewrite it with `srl-eval`")
     return record
 
 
+def scored_text(record: Mapping[str, Any]) -> str:
+    """What a record's numbers were computed on: `"250 videos"` or `"224 chunks of 51 videos"`."""
+    if record.get("num_chunks") is None:
+        return f"{record['num_videos']} videos"
+    return f"{record['num_chunks']} chunks of {record['num_videos']} videos"
+
+
 def leaderboard_rows(records: Iterable[Mapping[str, Any]], published: bool = False) -> list[dict[str, Any]]:
-    """One row per record, scores in percent, sorted by dataset then video FG-ARI (best first)."""
+    """One row per record, scores in percent, sorted by dataset then video FG-ARI (best first). Records
+    written before protocols were recorded show the protocol as `unrecorded`."""
     rows = []
     for record in records:
-        row: dict[str, Any] = {column: record[column] for column in BASE_COLUMNS}
+        row: dict[str, Any] = {column: record[column] for column in ("method", "dataset", "step")}
+        row["protocol"] = record.get("protocol", "unrecorded")
+        row["scored"] = scored_text(record)
         row.update({name: 100.0 * float(record[name]) for name in METRIC_NAMES})
         if published:
             fg_ari, mbo, source = PUBLISHED.get((str(record["method"]), str(record["dataset"])), (None, None, ""))
@@ -73,7 +87,8 @@ def leaderboard_rows(records: Iterable[Mapping[str, Any]], published: bool = Fal
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Column order: method, dataset, step, videos, the four metrics, then the published ones if present."""
+    """Column order: method, dataset, step, protocol, what was scored, the four metrics, then the published
+    ones if present."""
     columns = [*BASE_COLUMNS, *METRIC_NAMES]
     if rows and PUBLISHED_COLUMNS[0] in rows[0]:
         columns += PUBLISHED_COLUMNS
@@ -99,7 +114,7 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = columns_of(rows)
     lines = [
         "| " + " | ".join(_header(column) for column in columns) + " |",
-        "|" + "|".join("---" if column in ("method", "dataset", "published_source") else "---:" for column in columns)
+        "|" + "|".join("---" if column in ("method", "dataset", "protocol", "scored", "published_source") else "---:" for column in columns)
         + "|",
     ]
     lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in rows]

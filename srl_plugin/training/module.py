@@ -79,6 +79,7 @@ class SlotVideoModule(L.LightningModule):
         evaluation = self.config.evaluation
         self.val_metrics = build_metrics(bool(evaluation.ignore_background))
         self.val_videos = SumMetric()
+        self.val_chunks = SumMetric()
         self.independent_chunks = evaluation.independent_chunks
         self.stream_frames = evaluation.stream_frames
         self.log_images = bool(evaluation.log_images)
@@ -119,15 +120,21 @@ class SlotVideoModule(L.LightningModule):
         soft = video_eval_masks(self.model, inputs, self.stream_frames)
         pred_masks = hard_masks_from_soft(soft, tuple(true_masks.shape[-2:]))
         self.val_metrics.update(pred_masks, true_masks)
-        self.val_videos.update(torch.tensor(float(true_masks.shape[0]), device=true_masks.device))
+        rows = torch.tensor(float(true_masks.shape[0]), device=true_masks.device)
+        chunk_index = batch.get("chunk_index")
+        videos = rows if chunk_index is None else (torch.as_tensor(chunk_index) == 0).sum().to(rows)
+        self.val_videos.update(videos)
+        self.val_chunks.update(rows)
         if batch_idx == 0 and self.log_images:
             self._log_masks(inputs, pred_masks)
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         values["num_videos"] = self.val_videos.compute()
+        values["num_chunks"] = self.val_chunks.compute()
         self.val_metrics.reset()
         self.val_videos.reset()
+        self.val_chunks.reset()
         self.log_dict({f"val/{name}": value.float() for name, value in values.items()}, sync_dist=False)
 
     def _log_masks(self, inputs: dict[str, torch.Tensor], pred_masks: torch.Tensor) -> None:

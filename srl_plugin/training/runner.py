@@ -29,14 +29,21 @@ def set_num_threads(config: DictConfig) -> int:
 
 
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
-    """``config.data`` instantiated, or the feature-cache data module when ``features: cached``."""
+    """``config.data`` instantiated with the validation settings of ``config.evaluation`` (chunking, protocol),
+    or the feature-cache data module when ``features: cached``."""
+    evaluation = config.evaluation
     if config.features == "cached":
+        if evaluation.protocol != "full":
+            raise ValueError("features=cached evaluates with evaluation.protocol=full only; evaluate the "
+                             "official subset with features=video")
         from srl_plugin.cache import build_cached_datamodule
 
         return build_cached_datamodule(config)
     if config.features != "video":
         raise ValueError(f"features must be 'video' or 'cached', got {config.features!r}")
-    return instantiate(OmegaConf.to_container(config.data, resolve=True))
+    official = OmegaConf.to_container(evaluation.official_loader) if evaluation.official_loader else None
+    return instantiate(OmegaConf.to_container(config.data, resolve=True), val_chunk_size=evaluation.independent_chunks,
+                       val_protocol=evaluation.protocol, official_loader=official)
 
 
 def build_strategy(config: DictConfig) -> Any:
