@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from srl_plugin.data.protocol import as_official_loader, check_protocol
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 
@@ -42,6 +43,8 @@ def build_datamodule(config: DictConfig) -> L.LightningDataModule:
     if config.features != "video":
         raise ValueError(f"features must be 'video' or 'cached', got {config.features!r}")
     official = OmegaConf.to_container(evaluation.official_loader) if evaluation.official_loader else None
+    if check_protocol(evaluation.protocol) == "official":
+        as_official_loader(official)
     return instantiate(OmegaConf.to_container(config.data, resolve=True), val_chunk_size=evaluation.independent_chunks,
                        val_protocol=evaluation.protocol, official_loader=official)
 
