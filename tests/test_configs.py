@@ -59,6 +59,8 @@ OFFICIAL_LOADERS = {
     "slotcontrast/ytvis2021": (200, 1, 1, None),
     "videosaur/movi_c": (250, 8, 16, None), "videosaur/movi_e": (250, 8, 16, None),
     "videosaur/ytvis2021": (200, 8, 16, 6),
+    "slotcurri/movi_c": (250, 2, 16, None), "slotcurri/movi_e": (250, 1, 4, None),
+    "slotcurri/ytvis2021": (200, 1, 1, None),
 }
 # SRL loss schedule (docs/METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
 SRL_SCHEDULE = {

@@ -13,7 +13,7 @@ from srl_plugin.data import VideoDataModule
 from srl_plugin.data.datamodule import ShortVideoError
 from srl_plugin.data.protocol import OfficialLoader, official_selection
 from srl_plugin.data.shards import MissingShardsError, shard_frame_counts, write_shard
-from srl_plugin.training.config import compose_config
+from srl_plugin.runtime import compose_config
 from srl_plugin.training.runner import build_datamodule
 
 SIZE = 8
@@ -158,7 +158,7 @@ def test_official_protocol_refuses_what_the_official_loader_refuses() -> None:
         VideoDataModule("a.tar", "a.tar", val_protocol="paper")
 
 
-SHIPPED = [f"{method}/{dataset}" for method in ("srl", "slotcontrast", "videosaur")
+SHIPPED = [f"{method}/{dataset}" for method in ("srl", "slotcontrast", "videosaur", "slotcurri")
            for dataset in ("movi_c", "movi_e", "ytvis2021", "synthetic")]
 
 
