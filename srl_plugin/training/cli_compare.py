@@ -3,8 +3,7 @@
 Reads each run's `metrics.json` (written by `srl-eval`; a path to such a file works too) and prints one
 row per run (method, dataset, step, evaluation protocol, videos / chunks scored, video / image FG-ARI and
 mBO in percent), sorted by dataset and FG-ARI. `--published` adds the published video FG-ARI / mBO of the
-method on that dataset
-(docs/METHODS.md §8). `--out DIR` also writes leaderboard.md, leaderboard.csv and leaderboard.json there.
+method on that dataset (docs/METHODS.md §8). `--out DIR` also writes leaderboard.md, leaderboard.csv and leaderboard.json there.
 """
 from __future__ import annotations
 
