@@ -98,6 +98,22 @@ def test_eval_rejects_unknown_keys_and_non_checkpoints(resumed_run: Path, tmp_pa
         load_model(tmp_path / "text.ckpt")
 
 
+def test_ssync_trains_resumes_and_evaluates(tmp_path: Path, data_root: Path) -> None:
+    """3 steps with the synergy losses on from step 1 (30 % of model.max_steps=3), resumed at step 2, then
+    evaluated."""
+    run_dir = tmp_path / "ssync"
+    cli_train.main([*train_args(run_dir, data_root, max_steps=2, method="ssync"), "model.max_steps=3"])
+    cli_train.main([*train_args(run_dir, data_root, max_steps=3, method="ssync"), "model.max_steps=3"])
+    assert read_checkpoint(run_dir)["global_step"] == 3
+    first, second = logged_rows(run_dir, 0), logged_rows(run_dir, 1)
+    assert {int(row["step"]) for row in second if row["train/loss"]} == {2}
+    synergy_steps = {int(row["step"]) for row in first + second if row.get("train/loss_grp2deccls")}
+    assert synergy_steps == {1, 2}
+    cli_eval.main([str(run_dir), "trainer.enable_progress_bar=false"])
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("ssync", "synthetic", 3, 4)
+
+
 def test_demo_trains_and_evaluates_every_method(
     tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +121,7 @@ def test_demo_trains_and_evaluates_every_method(
     cli_demo.main(["--out", str(tmp_path), "--all-methods", "--steps", "2", "--", *TINY,
                    "trainer.val_check_interval=2"])
     out = capsys.readouterr().out
-    for method in ("srl", "slotcontrast", "videosaur", "slotcurri"):
+    for method in ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync"):
         record = json.loads((tmp_path / method / "metrics.json").read_text())
         assert (record["method"], record["step"], record["num_videos"]) == (method, 2, 4)
         assert f"| {method} | synthetic | 2 | full | 4 videos |" in out

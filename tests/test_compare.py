@@ -64,6 +64,16 @@ def test_published_numbers_alongside(runs: list[Path], capsys: pytest.CaptureFix
     assert PUBLISHED[("slotcontrast", "movi_e")][:2] == (82.9, 29.2)
 
 
+def test_published_ssync_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/METHODS.md §8.5: video FG-ARI / mBO of SSync, means over 3 runs."""
+    run = write_run(tmp_path, "s", "ssync", "movi_e", 0.84, 0.348, step=300000)
+    cli_compare.main([str(run), "--published"])
+    assert capsys.readouterr().out.strip().splitlines()[2].endswith(
+        "| 84.0 | 34.8 | SSync project page (3-run mean; protocol not stated) |")
+    assert {dataset: PUBLISHED[("ssync", dataset)][:2] for dataset in ("movi_c", "movi_e", "ytvis2021")} == {
+        "movi_c": (79.4, 39.5), "movi_e": (84.0, 34.8), "ytvis2021": (42.6, 38.7)}
+
+
 def test_csv_and_json_outputs(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "board"
     cli_compare.main([*map(str, runs), "--format", "csv", "--out", str(out)])

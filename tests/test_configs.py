@@ -1,5 +1,5 @@
 """Every experiment config composes with the layout other parts rely on, carries the published
-hyperparameters (docs/METHODS.md §1.12, §2.1, §3.1, §4.1, §4.8) and instantiates."""
+hyperparameters (docs/METHODS.md §1.12, §2.1, §3.1, §4.1, §4.8, §10.1) and instantiates."""
 from __future__ import annotations
 
 import importlib.resources
@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from srl_plugin.runtime import build_model, compose_config, compose_experiment, resolved_container
 from srl_plugin.training.runner import build_strategy, world_size
 
-METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 EXPERIMENTS = [f"{method}/{dataset}" for method in METHODS for dataset in DATASETS]
 REAL = [name for name in EXPERIMENTS if not name.endswith("synthetic")]
@@ -22,6 +22,7 @@ MODEL_CLASSES = {
     "slotcontrast": "srl_plugin.models.SlotContrastModel",
     "videosaur": "srl_plugin.models.VideoSAURModel",
     "slotcurri": "srl_plugin.models.SlotCurriModel",
+    "ssync": "srl_plugin.models.SSyncModel",
 }
 DATA_KEYS = {
     "_target_", "train_shards", "val_shards", "root", "dataset_type", "input_size", "mask_size", "num_classes",
@@ -51,6 +52,9 @@ PUBLISHED: dict[str, tuple[Any, ...]] = {
     "slotcurri/movi_c": ("vit_small_patch14_dinov2.lvd142m", 336, 576, 384, 11, 64, 64, 8e-4, 100000, "16-mixed", 0.5, 16, 336),
     "slotcurri/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
     "slotcurri/ytvis2021": ("vit_base_patch14_dinov2.lvd142m", 518, 1369, 768, 7, 64, 32, 8e-4, 100000, "16-mixed", 0.0, 1, 518),
+    "ssync/movi_c": ("vit_small_patch14_dinov2.lvd142m", 336, 576, 384, 11, 64, 64, 8e-4, 100000, "16-mixed", 0.5, 16, 336),
+    "ssync/movi_e": ("vit_base_patch14_dinov2.lvd142m", 336, 576, 768, 15, 128, 64, 8e-4, 300000, "16-mixed", 0.5, 4, 336),
+    "ssync/ytvis2021": ("vit_base_patch14_dinov2.lvd142m", 518, 1369, 768, 7, 64, 64, 8e-4, 100000, "16-mixed", 0.0, 1, 518),
 }
 # The official validation loaders on one GPU (dataset.val_size, num_val_workers, val_batch_size, val chunk size).
 OFFICIAL_LOADERS = {
@@ -61,7 +65,10 @@ OFFICIAL_LOADERS = {
     "videosaur/ytvis2021": (200, 8, 16, 6),
     "slotcurri/movi_c": (250, 2, 16, None), "slotcurri/movi_e": (250, 1, 4, None),
     "slotcurri/ytvis2021": (200, 1, 1, None),
+    "ssync/movi_c": (250, 2, 16, None), "ssync/movi_e": (250, 1, 4, None), "ssync/ytvis2021": (200, 1, 1, None),
 }
+# SSync (docs/METHODS.md §10.1): merge IoU threshold and the step count the 0.3 warm-up ratio multiplies.
+SSYNC_SYNERGY = {"ssync/movi_c": (0.7, 100000), "ssync/movi_e": (0.65, 300000), "ssync/ytvis2021": (0.6, 100000)}
 # SRL loss schedule (docs/METHODS.md §4.8): reg window [start, end] inclusive, DEC / ENC strictly after, k, topk.
 SRL_SCHEDULE = {
     "srl/movi_c": ((0, 10000), 20000, 20000, 5, 8),
@@ -74,7 +81,7 @@ def compose(experiment: str, *overrides: str):
     return compose_config("train", [f"experiment={experiment}", *overrides])
 
 
-def test_all_twelve_experiment_files_exist() -> None:
+def test_all_experiment_files_exist() -> None:
     root = importlib.resources.files("srl_plugin") / "configs" / "experiment"
     assert sorted(f"{method}/{item.name[:-5]}" for method in METHODS for item in (root / method).iterdir()
                   if item.name.endswith(".yaml")) == sorted(EXPERIMENTS)
@@ -151,7 +158,7 @@ def test_srl_loss_weights_and_windows(experiment: str) -> None:
     assert resolved_container(compose(experiment))["ddp"]["find_unused_parameters"] is True
 
 
-@pytest.mark.parametrize("experiment", [name for name in REAL if name.startswith("slotcontrast")])
+@pytest.mark.parametrize("experiment", [name for name in REAL if name.startswith(("slotcontrast", "ssync"))])
 def test_slotcontrast_losses(experiment: str) -> None:
     model = resolved_container(compose(experiment))["model"]
     assert (model["recon_weight"], model["ss_weight"], model["slot_temperature"], model["batch_contrast"]) == (
@@ -171,6 +178,17 @@ def test_slotcurri_losses_and_curriculum(experiment: str) -> None:
     )
     assert model["batch_contrast"] is True and model["cyclic_inference"] is True
     assert model["schedule_steps"] == SLOTCURRI_SCHEDULE_STEPS[experiment]
+
+
+@pytest.mark.parametrize("experiment", sorted(SSYNC_SYNERGY))
+def test_ssync_synergy_settings(experiment: str) -> None:
+    model = resolved_container(compose(experiment))["model"]
+    assert (model["merge_iou_threshold"], model["max_steps"]) == SSYNC_SYNERGY[experiment]
+    assert (model["grp2dec_weight"], model["dec2grp_weight"], model["cls_temperature"]) == (1.0, 1.0, 1.0)
+    assert model["synergy_warmup_ratio"] == 0.3
+    assert (model["boundary_min_disagreeing"], model["boundary_min_agreeing"], model["interior_max_disagreeing"]) == (
+        1, 1, 1,
+    )
 
 
 @pytest.mark.parametrize("experiment", [name for name in REAL if name.startswith("videosaur")])
@@ -224,6 +242,9 @@ def test_synthetic_experiments_instantiate_and_run(experiment: str) -> None:
     if experiment.startswith("srl"):
         assert {"loss_recon", "loss_sc", "loss_cl_dec", "loss_cl_enc"} <= set(losses)
         assert "loss_reg" in model.compute_losses(outputs, global_step=0)
+    if experiment.startswith("ssync"):
+        assert {"loss_grp2deccls", "loss_dec2grpcls"} <= set(losses)
+        assert "loss_grp2deccls" not in model.compute_losses(outputs, global_step=0)
     assert torch.isfinite(losses["total"])
 
 

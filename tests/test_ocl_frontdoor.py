@@ -32,7 +32,7 @@ from srl_plugin.ocl.modules import LossTerm, MethodModel
 from srl_plugin.ocl.scheduling import exp_decay_with_warmup
 from srl_plugin.training.schedule import exp_decay_with_warmup_factor
 
-METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 OCL_EXPERIMENTS = importlib.resources.files("srl_plugin") / "configs" / "ocl" / "experiment"
 

@@ -25,7 +25,7 @@ from srl_plugin.ocl import compat, standalone  # noqa: E402
 
 pytestmark = pytest.mark.ocl
 
-METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 OCL_CONFIGS = Path(ocl_train_module.__file__).resolve().parents[2] / "configs"
 SCRIPTS = Path(sys.executable).parent
@@ -70,6 +70,18 @@ def test_experiment_instantiates_with_ocl_components() -> None:
     method = outputs["method"]
     torch.testing.assert_close(total, sum(method["weighted_losses"].values()))
     assert logged["train/loss_cl_dec"].item() == 0.0  # outside its window at step 0
+
+
+def test_ssync_synergy_terms_reach_ocl_losses() -> None:
+    """SSync's two pseudo-label losses are OCL loss terms; with the warm-up ratio at 0 they count from step 0."""
+    overrides = "[" + ",".join(f"'{item}'" for item in [*TINY_OVERRIDES, "model.synergy_warmup_ratio=0"]) + "]"
+    config = compose_ocl("ssync/synthetic", "trainer.max_steps=2", f"experiment.srl.overrides={overrides}")
+    model = ocl_train_module.build_model_from_config(config)
+    assert set(model.losses) == {"loss_recon", "loss_ss", "loss_grp2deccls", "loss_dec2grpcls"}
+    outputs = model({"video": torch.randn(2, 3, 3, 64, 64), "batch_size": 2})
+    total, logged = model._compute_losses(outputs)
+    torch.testing.assert_close(total, sum(outputs["method"]["weighted_losses"].values()))
+    assert logged["train/loss_grp2deccls"].item() > 0 and logged["train/loss_dec2grpcls"].item() > 0
 
 
 def run_script(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import importlib.resources
 import pytest
 
 DIST = "srl-plugin"
-METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASETS = ("movi_c", "movi_e", "ytvis2021", "synthetic")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, VideoSAURModel
+from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, SSyncModel, VideoSAURModel
 
 ALWAYS = {"start": 0, "end": None, "start_inclusive": True, "end_inclusive": False}
 TINY = {"feature_dim": 32, "num_slots": 3, "slot_dim": 16, "num_patches": 4}
@@ -23,11 +23,13 @@ def _build(method: str) -> torch.nn.Module:
                         enc_window=ALWAYS, topk_enc=2, redundancy_k=1)
     if method == "slotcontrast":
         return SlotContrastModel(_backbone(), **TINY, decoder_hidden_dims=(32,))
+    if method == "ssync":
+        return SSyncModel(_backbone(), **TINY, decoder_hidden_dims=(32,), max_steps=0)
     return VideoSAURModel(_backbone(return_keys=True), **TINY, renderer_dims=(32, 32), reconstruct_features=True,
                           similarity_temperature=0.15)
 
 
-@pytest.mark.parametrize("method", ["srl", "slotcontrast", "videosaur"])
+@pytest.mark.parametrize("method", ["srl", "slotcontrast", "videosaur", "ssync"])
 def test_few_adam_steps(method: str) -> None:
     torch.manual_seed(0)
     model = _build(method).train()

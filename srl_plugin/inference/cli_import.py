@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srl-import-checkpoint",
         description=(
-            "Convert an official SRL / SlotContrast / VideoSAUR Lightning checkpoint into a checkpoint that "
+            "Convert an official SRL / SlotContrast / SSync / VideoSAUR Lightning checkpoint into a checkpoint that "
             "srl-eval and srl-infer load. The architecture is read from the tensor shapes; the preset supplies "
             "the backbone name and the loss settings."
         ),
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         "destination",
         help="a .ckpt file, or a run directory (written to DST/checkpoints/last.ckpt; srl-eval and srl-infer take DST)",
     )
-    parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys")
+    parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys (SSync has SlotContrast's keys: pass --method ssync)")
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
     parser.add_argument(
         "--trust-pickle",

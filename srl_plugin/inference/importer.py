@@ -1,4 +1,4 @@
-"""Convert an official SRL / SlotContrast / VideoSAUR Lightning checkpoint into an srl-plugin checkpoint.
+"""Convert an official SRL / SlotContrast / SSync / VideoSAUR Lightning checkpoint into an srl-plugin checkpoint.
 
 The result is what ``srl-train`` writes (docs/ARCHITECTURE.md, checkpoint contract): ``state_dict`` with
 ``model.<param>`` keys, ``hyper_parameters.config`` = the composed ``experiment=<method>/<preset>`` config
@@ -26,7 +26,7 @@ from srl_plugin.interop.videosaur import (
 )
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, checkpoint_dict, compose_experiment, save_checkpoint
 
-METHODS = ("srl", "slotcontrast", "videosaur")
+METHODS = ("srl", "slotcontrast", "videosaur", "ssync")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
 # Sizes a preset fixes; a checkpoint that disagrees was trained for another preset (docs/METHODS.md §2.1, §3.1, §4.1).
 PRESET_CHECKED_FIELDS = ("feature_dim", "num_slots", "slot_dim")
@@ -64,7 +64,8 @@ def read_official_state_dict(path: str | Path, trust_pickle: bool = False) -> tu
 
 
 def resolve_method(state_dict: Mapping[str, torch.Tensor], method: str) -> str:
-    """``method`` itself, or (``auto``) what the keys say: VideoSAUR, SRL (projectors) or SlotContrast."""
+    """``method`` itself, or (``auto``) what the keys say: VideoSAUR, SRL (projectors) or SlotContrast (SSync
+    checkpoints carry SlotContrast's keys: ask for ``ssync`` by name)."""
     if method == "auto":
         return "videosaur" if is_videosaur_state_dict(state_dict) else detect_method(state_dict)
     if method not in METHODS:

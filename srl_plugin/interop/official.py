@@ -1,4 +1,5 @@
-"""Build an ``SRLModel`` / ``SlotContrastModel`` / ``SlotCurriModel`` from an official checkpoint's state dict."""
+"""Build an ``SRLModel`` / ``SlotContrastModel`` / ``SlotCurriModel`` / ``SSyncModel`` from an official checkpoint's
+state dict."""
 from __future__ import annotations
 
 import math
@@ -14,12 +15,14 @@ from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.slotcontrast import SlotContrastModel
 from srl_plugin.models.slotcurri import SlotCurriModel
 from srl_plugin.models.srl import SRLModel
+from srl_plugin.models.ssync import SSyncModel
 
 _BACKBONE_PREFIX = "encoder.module.backbone.model."
 MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = {
     "srl": SRLModel,
     "slotcontrast": SlotContrastModel,
     "slotcurri": SlotCurriModel,
+    "ssync": SSyncModel,
 }
 # Our state that official checkpoints never store: SlotCurri's per-slot errors (a plain attribute there, zero
 # after loading) and its count of splits done, so an import starts from zeros as the official code does.
@@ -27,14 +30,15 @@ STATE_NOT_IN_OFFICIAL = frozenset({"initializer.slot_errors", "initializer.split
 
 
 def detect_method(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """'srl' when the SRL projectors are present, else 'slotcontrast'."""
+    """'srl' when the SRL projectors are present, else 'slotcontrast' (SlotCurri and SSync checkpoints have
+    SlotContrast's keys, so they are told apart only by ``method``)."""
     has_projectors = any(key.startswith(("projector.", "projector2.")) for key in state_dict)
     return "srl" if has_projectors else "slotcontrast"
 
 
 def _require(state_dict: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
     if key not in state_dict:
-        raise KeyError(f"'{key}' missing from the state dict; is this an official SRL/SlotContrast checkpoint?")
+        raise KeyError(f"'{key}' missing from the state dict; is this an official SRL/SlotContrast-family checkpoint?")
     return state_dict[key]
 
 
@@ -101,15 +105,16 @@ def _build_backbone(state_dict: Mapping[str, torch.Tensor], preset: str, input_s
 def model_from_official_state_dict(
     state_dict: Mapping[str, torch.Tensor], preset: str = "movi_c", method: str = "auto"
 ) -> SRLModel | SlotContrastModel | SlotCurriModel:
-    """Builds our model from an official SRL, SlotContrast or SlotCurri ``state_dict`` and loads every weight.
+    """Builds our model from an official SRL, SlotContrast, SlotCurri or SSync ``state_dict`` and loads every weight.
 
     Args:
         state_dict: the ``state_dict`` of an official Lightning checkpoint (official key names). Without
             ``encoder.module.backbone.*`` the model has no backbone and runs only through ``forward_features``.
         preset: ``movi_c``, ``movi_e`` or ``ytvis2021``: loss weights, windows, top-k, SlotCurri's curriculum
-            steps and the backbone name.
-        method: ``srl``, ``slotcontrast``, ``slotcurri`` or ``auto`` (SRL when ``projector.*``/``projector2.*``
-            are present, else SlotContrast: SlotCurri checkpoints use SlotContrast's key names, so name it).
+            steps, SSync's merge threshold and schedule, and the backbone name.
+        method: ``srl``, ``slotcontrast``, ``slotcurri``, ``ssync`` or ``auto`` (SRL when
+            ``projector.*``/``projector2.*`` are present, else SlotContrast: SlotCurri and SSync checkpoints use
+            SlotContrast's key names, so name them).
 
     Raises:
         KeyError: listing official keys with no counterpart and parameters the state dict does not provide.

@@ -1,4 +1,4 @@
-"""Model components and the SRL, SlotContrast, SlotCurri and VideoSAUR method models (docs/ARCHITECTURE.md)."""
+"""Model components and the SRL, SlotContrast, SlotCurri, SSync and VideoSAUR method models (docs/ARCHITECTURE.md)."""
 from srl_plugin.models.attention import MultiHeadAttention
 from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.curriculum import CurriculumLearnedInit
@@ -11,6 +11,8 @@ from srl_plugin.models.slot_attention import SlotAttention
 from srl_plugin.models.slotcontrast import SlotContrastModel
 from srl_plugin.models.slotcurri import SlotCurriModel
 from srl_plugin.models.srl import SRLModel
+from srl_plugin.models.ssync import SSyncModel
+from srl_plugin.models.synergy_labels import SynergyPseudoLabels
 from srl_plugin.models.videosaur import VideoSAURModel
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "RandomInit",
     "RecurrentProcessor",
     "SRLModel",
+    "SSyncModel",
     "SlotAttention",
     "SlotContrastModel",
     "SlotCurriModel",
     "SlotMixerDecoder",
+    "SynergyPseudoLabels",
     "TransformerPredictor",
     "VideoSAURModel",
     "build_relu_mlp",

@@ -115,15 +115,17 @@ class VideoSlotModel(nn.Module):
         }
         if backbone_keys is not None:
             outputs["backbone_keys"] = backbone_keys.detach()
-        outputs.update(self._extra_outputs(processed))
+        outputs.update(self._extra_outputs(processed, decoded))
         return outputs
 
     def _initial_slots(self, batch_size: int, global_step: int | None) -> torch.Tensor:
         """(B, K, D) frame-0 slots from the initialiser; ``global_step`` is unused by default."""
         return self.initializer(batch_size)
 
-    def _extra_outputs(self, processed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Method-specific outputs taken from the processor results; none by default."""
+    def _extra_outputs(
+        self, processed: dict[str, torch.Tensor], decoded: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Method-specific outputs taken from the processor and decoder results; none by default."""
         return {}
 
     def eval_masks(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:

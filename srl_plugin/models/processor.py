@@ -41,9 +41,9 @@ class RecurrentProcessor(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """``initial_slots`` (B, K, D), ``features`` (B, T, N, D).
 
-        Returns ``slots`` and ``predicted_slots`` (B, T, K, D), ``grouping_masks`` and
-        ``redundancy_attn`` (B, T, K, N); with a cyclic evaluation, ``predicted_slots[:, -1]`` is still the
-        forward sweep's prediction for the frame after the clip.
+        Returns ``slots`` and ``predicted_slots`` (B, T, K, D), ``grouping_masks``, ``grouping_logits``
+        (last-iteration slot-attention logits) and ``redundancy_attn`` (B, T, K, N); with a cyclic evaluation,
+        ``predicted_slots[:, -1]`` is still the forward sweep's prediction for the frame after the clip.
         """
         if features.dim() != 4:
             raise ValueError(f"features must be (B, T, N, D), got shape {tuple(features.shape)}")
@@ -72,5 +72,6 @@ class RecurrentProcessor(nn.Module):
             "slots": corrected["slots"],
             "predicted_slots": self.predictor(corrected["slots"]),
             "grouping_masks": corrected["masks"],
+            "grouping_logits": corrected["logits"],
             "redundancy_attn": corrected["redundancy_attn"],
         }

@@ -37,7 +37,8 @@ class SlotAttention(nn.Module):
         """Refine ``slots`` (B, K, D) against ``features`` (B, N, D).
 
         Returns a dict with ``slots`` (B, K, D), ``masks`` (B, K, N) (last-iteration softmax over
-        slots) and ``redundancy_attn`` (B, K, N) (softmax over patches, mean over iterations).
+        slots), ``logits`` (B, K, N) (last-iteration scaled ``q k^T``, before that softmax; SSync) and
+        ``redundancy_attn`` (B, K, N) (softmax over patches, mean over iterations).
         """
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
@@ -50,7 +51,7 @@ class SlotAttention(nn.Module):
         normed_features = self.norm_inputs(features)
         keys = self.to_k(normed_features)
         values = self.to_v(normed_features)
-        masks = slots.new_empty(0)
+        masks = logits = slots.new_empty(0)
         attn_over_patches_sum = torch.zeros(
             batch_size, num_slots, features.shape[1], dtype=features.dtype, device=features.device
         )
@@ -69,5 +70,6 @@ class SlotAttention(nn.Module):
         return {
             "slots": slots,
             "masks": masks,
+            "logits": logits,
             "redundancy_attn": attn_over_patches_sum / num_iterations,
         }

@@ -110,7 +110,9 @@ class SRLModel(VideoSlotModel):
         self.redundancy_k = redundancy_k
         self.group_frames = group_frames
 
-    def _extra_outputs(self, processed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _extra_outputs(
+        self, processed: dict[str, torch.Tensor], decoded: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Adds ``redundancy_attn`` (B, T, K, N): per-slot softmax over patches, mean over iterations."""
         return {"redundancy_attn": processed["redundancy_attn"]}
 

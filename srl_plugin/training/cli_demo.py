@@ -4,7 +4,8 @@
    (`$SRL_DATA_ROOT/synthetic`, default `./data/synthetic`) unless it is already there;
 2. trains SRL (experiment `srl/synthetic`) into `<out>/srl` (rerunning resumes / reuses it);
 3. evaluates it on whole validation videos (`<out>/srl/metrics.json`) and prints video / image FG-ARI and mBO.
-With `--all-methods` it does the same for SlotContrast, VideoSAUR and SlotCurri and prints the `srl-compare` table.
+With `--all-methods` it does the same for SlotContrast, VideoSAUR, SlotCurri and SSync and prints the `srl-compare`
+table.
 Extra Hydra overrides after `--` go to every training run (e.g. `-- data.batch_size=8`).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from srl_plugin.runtime import TRAIN_CONFIG, compose_config
 from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint
 from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
 
-METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri")
+METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASET = "synthetic"
 
 
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srl-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("srl_demo"), help="folder of the runs (default ./srl_demo)")
-    parser.add_argument("--all-methods", action="store_true", help="also train SlotContrast, VideoSAUR and SlotCurri")
+    parser.add_argument(
+        "--all-methods", action="store_true", help="also train SlotContrast, VideoSAUR, SlotCurri and SSync"
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps per method (default: the config's)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the training runs (after --)")
     return parser

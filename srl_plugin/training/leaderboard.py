@@ -21,10 +21,11 @@ RECORD_FIELDS = ("method", "dataset", "step", "num_videos")
 PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
 
 # Video FG-ARI / mBO in percent (docs/METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
-# SlotCurri: docs/METHODS.md §8.5, its README has no table). The VideoSAUR, SlotContrast and SRL numbers were
-# computed by the official validation loaders, i.e. `evaluation.protocol=official` (srl_plugin.data.protocol):
-# all 250 videos on MOVi, the first 210 of the 300 held-out videos for SlotContrast and SRL on YT-VIS, 224
-# six-frame chunks from validation shards 0-7 for VideoSAUR on YT-VIS. SlotCurri's source does not say.
+# SlotCurri and SSync: docs/METHODS.md §8.5, the SSync project page; neither README has a table). The
+# VideoSAUR, SlotContrast and SRL numbers were computed by the official validation loaders, i.e.
+# `evaluation.protocol=official` (srl_plugin.data.protocol): all 250 videos on MOVi, the first 210 of the 300
+# held-out videos for SlotContrast and SRL on YT-VIS, 224 six-frame chunks from validation shards 0-7 for
+# VideoSAUR on YT-VIS. The SSync project page does not say.
 PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
     ("videosaur", "movi_c"): (64.8, 38.9, "VideoSAUR README (official: 250 videos)"),
     ("videosaur", "movi_e"): (73.9, 35.6, "VideoSAUR README (official: 250 videos)"),
@@ -38,6 +39,9 @@ PUBLISHED: dict[tuple[str, str], tuple[float, float, str]] = {
     ("slotcurri", "movi_c"): (77.6, 32.8, "SSync project page (3-run mean; protocol not stated)"),
     ("slotcurri", "movi_e"): (83.7, 28.9, "SSync project page (3-run mean; protocol not stated)"),
     ("slotcurri", "ytvis2021"): (44.8, 35.5, "SSync project page (3-run mean; protocol not stated)"),
+    ("ssync", "movi_c"): (79.4, 39.5, "SSync project page (3-run mean; protocol not stated)"),
+    ("ssync", "movi_e"): (84.0, 34.8, "SSync project page (3-run mean; protocol not stated)"),
+    ("ssync", "ytvis2021"): (42.6, 38.7, "SSync project page (3-run mean; protocol not stated)"),
 }
 
 
