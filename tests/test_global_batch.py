@@ -42,12 +42,12 @@ def test_videosaur_lr_follows_the_official_batch_rule(overrides: list[str], lr: 
 
 
 def test_every_published_experiment_states_its_recipe() -> None:
-    for method in ("srl", "slotcontrast", "videosaur", "slotcurri"):
+    for method in ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync"):
         for dataset in ("movi_c", "movi_e", "ytvis2021"):
             config = compose_experiment(f"{method}/{dataset}", ["trainer.devices=1"])
             recipe = config.recipe
             assert recipe.batch_per_device == config.data.batch_size, f"{method}/{dataset}"
-            assert recipe.devices == (2 if method in ("srl", "slotcurri") else 1), f"{method}/{dataset}"
+            assert recipe.devices == (2 if method in ("srl", "slotcurri", "ssync") else 1), f"{method}/{dataset}"
 
 
 def test_a_run_records_its_global_batch_and_warns_off_recipe(tmp_path: Path) -> None:

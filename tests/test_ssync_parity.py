@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srl_plugin.inference import load_checkpoint_model
 from srl_plugin.inference.cli_import import main as import_main
 from srl_plugin.interop import model_from_official_state_dict
 from srl_plugin.losses import mse_cls_loss, srl_slot_contrastive_loss
 from srl_plugin.losses.mse_cls import mse_cls_probabilities, one_hot_class_first
 from srl_plugin.models import SSyncModel, SynergyPseudoLabels
 from srl_plugin.models.synergy_labels import neighbour_labels
+from srl_plugin.runtime import load_model
 
 FUNCTION_RTOL = 1e-6  # float64 function values
 MODEL_RTOL = 1e-5  # float32 reference, compared relative to each tensor's scale
@@ -120,7 +120,7 @@ def test_imported_official_checkpoint_keeps_weights_and_settings(reference, tmp_
     source = tmp_path / "ssync_movi_c.ckpt"
     torch.save({"state_dict": reference["state_dict"], "global_step": 100000}, source)
     assert import_main([str(source), str(tmp_path / "run"), "--method", "ssync", "--preset", "movi_c"]) == 0
-    model, config = load_checkpoint_model(tmp_path / "run", with_backbone=False)
+    model, config = load_model(tmp_path / "run", backbone="none")
     assert isinstance(model, SSyncModel) and config.method == "ssync"
     assert (config.model.merge_iou_threshold, config.model.max_steps) == (0.7, 100000)
     with torch.no_grad():

@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         "destination",
         help="a .ckpt file, or a run directory (written to DST/checkpoints/last.ckpt; srl-eval and srl-infer take DST)",
     )
-    parser.add_argument("--method", choices=("auto", *METHODS), default="auto", help="default: detected from the keys (SSync has SlotContrast's keys: pass --method ssync)")
+    parser.add_argument(
+        "--method", choices=("auto", *METHODS), default="auto",
+        help="default: detected from the keys (SSync has SlotContrast's keys: pass --method ssync)",
+    )
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
     parser.add_argument(
         "--trust-pickle",
