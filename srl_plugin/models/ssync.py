@@ -3,7 +3,7 @@ decoder, switched on at a fraction of training (docs/METHODS.md §10)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -34,7 +34,8 @@ class SSyncModel(SlotContrastModel):
     ``loss_grp2deccls``: the decoder's alpha logits at slot-attention boundary patches learn the merged
     slot-attention labels; ``loss_dec2grpcls``: the slot-attention logits at decoder-interior patches learn the
     merged decoder labels. Both count from step ``ceil(synergy_warmup_ratio * max_steps)`` on; no new
-    parameters. SlotContrast's arguments as in :class:`srl_plugin.models.SlotContrastModel`.
+    parameters. ``backbone`` ... ``num_patches`` and ``slotcontrast_kwargs`` (architecture, ``recon_weight``,
+    ``ss_weight``, ...) as in :class:`srl_plugin.models.SlotContrastModel`.
 
     Args:
         merge_iou_threshold: coverage IoU above which redundant slots merge (MOVi-C 0.7, MOVi-E 0.65, YT-VIS 0.6).
@@ -56,18 +57,7 @@ class SSyncModel(SlotContrastModel):
         num_slots: int,
         slot_dim: int,
         num_patches: int,
-        input_size: int | None = None,
-        mlp_hidden_dim: int | None = None,
-        decoder_hidden_dims: Sequence[int] = (1024, 1024, 1024),
-        first_frame_iterations: int = 3,
-        later_iterations: int = 2,
-        predictor_heads: int = 4,
-        predictor_blocks: int = 1,
-        attention_scale_quirk: bool = True,
-        recon_weight: float = 1.0,
-        ss_weight: float = 0.5,
-        slot_temperature: float = 0.1,
-        batch_contrast: bool = True,
+        *,
         merge_iou_threshold: float = 0.7,
         boundary_min_disagreeing: int = 1,
         boundary_min_agreeing: int = 1,
@@ -77,12 +67,9 @@ class SSyncModel(SlotContrastModel):
         cls_temperature: float = 1.0,
         synergy_warmup_ratio: float = 0.3,
         max_steps: int = 100000,
+        **slotcontrast_kwargs: Any,
     ) -> None:
-        super().__init__(
-            backbone, feature_dim, num_slots, slot_dim, num_patches, input_size, mlp_hidden_dim,
-            decoder_hidden_dims, first_frame_iterations, later_iterations, predictor_heads, predictor_blocks,
-            attention_scale_quirk, recon_weight, ss_weight, slot_temperature, batch_contrast,
-        )
+        super().__init__(backbone, feature_dim, num_slots, slot_dim, num_patches, **slotcontrast_kwargs)
         self.pseudo_labels = SynergyPseudoLabels(
             merge_iou_threshold, boundary_min_disagreeing, boundary_min_agreeing, interior_max_disagreeing
         )
