@@ -89,7 +89,9 @@ RULES: list[tuple[str, Check]] = [
 ]
 
 
-@pytest.mark.parametrize("experiment", ["srl/synthetic", "slotcontrast/synthetic", "videosaur/synthetic"])
+@pytest.mark.parametrize(
+    "experiment", ["srl/synthetic", "slotcontrast/synthetic", "videosaur/synthetic", "slotcurri/synthetic"]
+)
 def test_every_parameter_starts_as_in_the_official_code(experiment: str) -> None:
     torch.manual_seed(0)
     model = build_model(compose_experiment(experiment), backbone="random")
