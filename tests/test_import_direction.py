@@ -23,6 +23,7 @@ FLOORS = {
     "interop": 3,
     "training": 4,
     "inference": 4,
+    "convert": 4,
     "ocl": 5,
 }
 OUTSIDE_PACKAGE = ("benchmarks", "hydra_plugins", "tests")

@@ -5,7 +5,7 @@ Models are loaded with :func:`srl_plugin.runtime.load_model`.
 from srl_plugin.inference.importer import build_from_official, import_official_checkpoint
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.inference.predict import InferenceResult, crop_to_model_view, infer_video, run_inference
-from srl_plugin.inference.video_io import VideoSource, open_videos
+from srl_plugin.data.video_io import VideoSource, open_videos
 
 __all__ = [
     "InferenceResult",

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from srl_plugin.data.transforms import center_crop_box, prepare_video
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
-from srl_plugin.inference.video_io import VideoSource, is_shard, open_videos
+from srl_plugin.data.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
 from srl_plugin.metrics import slot_ids_from_soft
 from srl_plugin.runtime import load_model, stream

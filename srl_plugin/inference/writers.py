@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srl_plugin.inference.video_io import require_av
+from srl_plugin.data.video_io import require_av
 
 _COPY_CHUNK = 1 << 22
 
