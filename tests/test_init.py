@@ -90,7 +90,8 @@ RULES: list[tuple[str, Check]] = [
 
 
 @pytest.mark.parametrize(
-    "experiment", ["srl/synthetic", "slotcontrast/synthetic", "videosaur/synthetic", "slotcurri/synthetic"]
+    "experiment",
+    ["srl/synthetic", "slotcontrast/synthetic", "videosaur/synthetic", "slotcurri/synthetic", "ssync/synthetic"],
 )
 def test_every_parameter_starts_as_in_the_official_code(experiment: str) -> None:
     torch.manual_seed(0)
