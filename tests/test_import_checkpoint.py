@@ -100,6 +100,22 @@ def test_unknown_and_missing_keys_are_listed(reference, tmp_path, capsys) -> Non
     assert "processor.module.extra.weight" in error and "processor.module.corrector.to_q.weight" in error
 
 
+def test_every_missing_architecture_key_and_reshaped_tensor_is_listed(reference, tmp_path, capsys) -> None:
+    state = dict(reference["state_dict"])
+    del state["initializer.slots"], state["decoder.module.pos_emb"]
+    torch.save({"state_dict": state}, tmp_path / "incomplete.ckpt")
+    assert main([str(tmp_path / "incomplete.ckpt"), str(tmp_path / "out.ckpt")]) == 1
+    assert "['initializer.slots', 'decoder.module.pos_emb'] missing" in capsys.readouterr().err
+    state = dict(reference["state_dict"])
+    weight = state["processor.module.corrector.to_q.weight"]
+    state["processor.module.corrector.to_q.weight"] = weight[:, :-1]
+    torch.save({"state_dict": state}, tmp_path / "reshaped.ckpt")
+    assert main([str(tmp_path / "reshaped.ckpt"), str(tmp_path / "out.ckpt")]) == 1
+    error = capsys.readouterr().err
+    assert f"processor.module.corrector.to_q.weight (expected {list(weight.shape)}, found " in error
+    assert "Traceback" not in error and not (tmp_path / "out.ckpt").exists()
+
+
 def test_mismatched_preset_is_refused(official_ckpt, tmp_path, capsys) -> None:
     assert main([str(official_ckpt), str(tmp_path / "out.ckpt"), "--preset", "movi_e"]) == 1
     error = capsys.readouterr().err
@@ -112,7 +128,8 @@ def test_bad_sources_give_clear_errors(converted, tmp_path, capsys) -> None:
     assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "o.ckpt")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main([str(tmp_path / "junk.ckpt"), str(tmp_path / "o.ckpt")]) == 1
-    assert "could not be read" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "could not be read as a PyTorch checkpoint" in error and "weights_only" not in error
     assert main([str(tmp_path / "nolightning.ckpt"), str(tmp_path / "o.ckpt")]) == 1
     assert "no 'state_dict'" in capsys.readouterr().err
     assert main([str(converted), str(tmp_path / "o.ckpt")]) == 1

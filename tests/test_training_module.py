@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from srl_plugin.models import FrozenViTBackbone, SRLModel
+from srl_plugin.runtime import CheckpointError, compose_config, resolved_container, split_into_clips, video_eval_masks
 from srl_plugin.training.checkpoints import AtomicCheckpointIO
-from srl_plugin.runtime import compose_config, resolved_container, split_into_clips, video_eval_masks
 from srl_plugin.training.module import SlotVideoModule, drop_padding
 
 ALWAYS = {"start": 0, "end": None, "start_inclusive": True, "end_inclusive": False}
@@ -95,7 +95,7 @@ def test_atomic_checkpoint_keeps_the_old_file_when_writing_fails(tmp_path: Path,
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="could not write checkpoint .*OSError: disk full"):
         io.save_checkpoint({"global_step": 2}, target)
     monkeypatch.undo()
     assert torch.load(target)["global_step"] == 1

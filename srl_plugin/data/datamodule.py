@@ -49,6 +49,7 @@ from srl_plugin.data.shards import (
     BadSampleError,
     CorruptShardError,
     DataError,
+    NoSamplesError,
     check_dataset_type,
     expand_shards,
     iter_raw_samples,
@@ -149,13 +150,14 @@ class _SampleStream:
     `transform(sample, rng)` turns a validated raw sample into a list of output dicts (one clip, or the
     chunks of a validation video); its `ValueError`s become `BadSampleError`s naming the shard and the sample.
     `limits` caps the number of videos read per shard; `wanted` (official protocol) names the videos to read
-    per shard, by key.
+    per shard, by key. `num_shards` (endless resampled streams): once that many distinct shards in a row gave
+    no usable sample, a `NoSamplesError` is raised instead of looping forever.
     """
 
     def __init__(self, transform: Callable[[dict[str, Any], random.Random], list[dict[str, Any]]],
                  dataset_type: str, require_segmentations: bool, skip_bad_samples: bool, bad_samples: BadSampleLog,
                  short: ShortVideoPolicy, seed: int, rank: int, limits: Mapping[str, int] | None = None,
-                 wanted: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 wanted: Mapping[str, Mapping[str, Any]] | None = None, num_shards: int | None = None) -> None:
         self.transform = transform
         self.dataset_type = dataset_type
         self.require_segmentations = require_segmentations
@@ -166,6 +168,7 @@ class _SampleStream:
         self.rank = rank
         self.limits = limits
         self.wanted = wanted
+        self.num_shards = num_shards
         self.epoch = -1
 
     def _handle(self, error: DataError) -> None:
@@ -219,8 +222,19 @@ class _SampleStream:
         rng = random.Random(wds.utils.make_seed(self.seed, _worker_seed(self.rank), self.epoch))
         self.bad_samples.start_pass()
         self.short.log.start_pass()
+        fruitless: set[str] = set()
         for shard in shards:
-            yield from self._samples(shard["url"], rng)
+            url = shard["url"]
+            fruitless.add(url)
+            for item in self._samples(url, rng):
+                fruitless.clear()
+                yield item
+            if self.num_shards is not None and len(fruitless) >= self.num_shards:
+                raise NoSamplesError(
+                    f"none of the {self.num_shards} {self.bad_samples.split} shard(s) gave a usable sample "
+                    f"({self.bad_samples.total} bad sample(s) skipped), so an epoch would never end; "
+                    "check the shards (e.g. regenerate them) or the shard pattern"
+                )
         self.bad_samples.summary()
         self.short.log.summary()
 
@@ -480,6 +494,36 @@ class VideoDataModule(L.LightningDataModule):
         self.selection = selection
         return {path: {key: frozenset(chunks) for key, chunks in videos.items()} for path, videos in wanted.items()}
 
+    def setup(self, stage: str) -> None:
+        """Before training (``fit``) or validation starts: the first usable sample of each split used goes
+        through the batches' own reading, validation and transform, so that missing shards or keys, wrong
+        dtypes or shapes and ids >= num_classes stop the run at once instead of at the first validation."""
+        if stage == "fit":
+            self.check_first_sample("train")
+        if stage in ("fit", "validate"):
+            self.check_first_sample("validation")
+
+    def check_first_sample(self, split: str) -> dict[str, Any]:
+        """The first usable sample of ``split`` ("train" or "validation"), transformed as in its batches.
+
+        Raises a `DataError` naming the shard and the sample, or `NoSamplesError` when no shard holds one.
+        """
+        training = split == "train"
+        pattern = self.train_shards if training else self.val_shards
+        paths = expand_shards(pattern, self.root)
+        short = ShortVideoPolicy(self.chunk_size if training else self.val_chunk_size or 1, self.short_videos,
+                                 ShortVideoLog(split))
+        stream = _SampleStream(self._train_transform() if training else self._val_transform(), self.dataset_type,
+                               not training, self.skip_bad_samples, BadSampleLog(split), short, self.seed, rank=0)
+        first = next(stream({"url": path} for path in paths), None)
+        if first is None:
+            raise NoSamplesError(
+                f"none of the {len(paths)} {split} shard(s) of {pattern!r} holds a usable sample (all empty"
+                f"{', or every sample skipped as bad' if self.skip_bad_samples else ''}); regenerate or re-download "
+                "them, or point the shard pattern at the right files"
+            )
+        return first
+
     def train_dataloader(self) -> DataLoader:
         """Infinite stream of training batches `{"video": (B, chunk_size, 3, S, S)}`."""
         paths = expand_shards(self.train_shards, self.root)
@@ -488,7 +532,8 @@ class VideoDataModule(L.LightningDataModule):
             wds.ResampledShards(paths, seed=self.seed, worker_seed=functools.partial(_worker_seed, rank),
                                 deterministic=True),
             _SampleStream(self._train_transform(), self.dataset_type, False, self.skip_bad_samples,
-                          self.bad_samples["train"], self._short_policy("train", self.chunk_size), self.seed, rank),
+                          self.bad_samples["train"], self._short_policy("train", self.chunk_size), self.seed, rank,
+                          num_shards=len(set(paths))),
             _Shuffle(self.shuffle_buffer, self.seed, rank),
             wds.batched(self.batch_size, collation_fn=collate_train, partial=False),
         )

@@ -7,7 +7,8 @@ of consecutive members `<key>.video.npy` (uint8 (T, H, W, 3)) and, in validation
 Other members (e.g. MOVi's `forward_flow.npy`) are ignored.
 
 Every problem raises a `DataError` naming the shard and the sample: `MissingShardsError`,
-`CorruptShardError` (unreadable or truncated tar), `BadSampleError` (missing key, wrong dtype or shape).
+`CorruptShardError` (unreadable or truncated tar), `BadSampleError` (missing key, wrong dtype or shape),
+`NoSamplesError` (no shard of a split gives a usable sample).
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ class CorruptShardError(DataError):
 
 class BadSampleError(DataError, ValueError):
     """A sample lacks a key or holds an array of the wrong dtype or shape."""
+
+
+class NoSamplesError(DataError):
+    """Every shard of a split is empty (or all its samples were skipped as bad): an epoch would never end."""
 
 
 def check_dataset_type(dataset_type: str) -> str:

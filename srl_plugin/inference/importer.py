@@ -24,7 +24,14 @@ from srl_plugin.interop.videosaur import (
     videosaur_model_from_official_state_dict,
     videosaur_model_kwargs,
 )
-from srl_plugin.runtime import CHECKPOINT_SUBDIR, LAST_CHECKPOINT, checkpoint_dict, compose_experiment, save_checkpoint
+from srl_plugin.runtime import (
+    CHECKPOINT_SUBDIR,
+    LAST_CHECKPOINT,
+    checkpoint_dict,
+    compose_experiment,
+    save_checkpoint,
+    torch_load_reason,
+)
 
 METHODS = ("srl", "slotcontrast", "videosaur", "ssync")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
@@ -52,7 +59,10 @@ def read_official_state_dict(path: str | Path, trust_pickle: bool = False) -> tu
                 f"{path} holds objects beyond tensors and plain containers, which are not loaded by default "
                 f"({error}); if you trust the file, pass --trust-pickle (trust_pickle=True)"
             ) from error
-        raise ValueError(f"{path} could not be read as a PyTorch checkpoint: {error}") from error
+        raise ValueError(
+            f"{path} could not be read as a PyTorch checkpoint ({torch_load_reason(error)}): it is corrupted or not "
+            "a checkpoint; pass an official SRL / SlotContrast / VideoSAUR Lightning .ckpt"
+        ) from error
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise ValueError(f"{path} is not a Lightning checkpoint: it has no 'state_dict' entry")
     state_dict = dict(checkpoint["state_dict"])

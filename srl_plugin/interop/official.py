@@ -16,6 +16,7 @@ from srl_plugin.models.slotcontrast import SlotContrastModel
 from srl_plugin.models.slotcurri import SlotCurriModel
 from srl_plugin.models.srl import SRLModel
 from srl_plugin.models.ssync import SSyncModel
+from srl_plugin.models.state import state_dict_differences
 
 _BACKBONE_PREFIX = "encoder.module.backbone.model."
 MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = {
@@ -27,6 +28,12 @@ MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = 
 # Our state that official checkpoints never store: SlotCurri's per-slot errors (a plain attribute there, zero
 # after loading) and its count of splits done, so an import starts from zeros as the official code does.
 STATE_NOT_IN_OFFICIAL = frozenset({"initializer.slot_errors", "initializer.splits_done"})
+ARCHITECTURE_KEYS = (
+    "initializer.slots",
+    "encoder.module.output_transform.layers.0.weight",
+    "encoder.module.output_transform.layers.1.weight",
+    "decoder.module.pos_emb",
+)
 
 
 def detect_method(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -52,6 +59,9 @@ def _indexed_weights(state_dict: Mapping[str, torch.Tensor], pattern: str) -> li
 def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, object]:
     """Sizes read from tensor shapes: ``feature_dim``, ``num_slots``, ``slot_dim``, ``num_patches``,
     ``mlp_hidden_dim``, ``decoder_hidden_dims``, ``predictor_blocks``."""
+    absent = [key for key in ARCHITECTURE_KEYS if key not in state_dict]
+    if absent:
+        raise KeyError(f"{absent} missing from the state dict; is this an official SRL/SlotContrast checkpoint?")
     _, num_slots, slot_dim = _require(state_dict, "initializer.slots").shape
     feature_dim = _require(state_dict, "encoder.module.output_transform.layers.0.weight").shape[0]
     mlp_hidden_dim = _require(state_dict, "encoder.module.output_transform.layers.1.weight").shape[0]
@@ -130,14 +140,12 @@ def model_from_official_state_dict(
 
     converted, unknown = convert_official_state_dict(state_dict)
     expected = model.state_dict()
-    unknown += [ours_to_official_key(key) or key for key in converted if key not in expected]
     converted.update({key: expected[key] for key in STATE_NOT_IN_OFFICIAL if key in expected})
-    missing = [key for key in expected if key not in converted]
-    if unknown or missing:
+    differences = state_dict_differences(expected, converted)
+    if unknown or differences:
         raise KeyError(
-            f"official state dict does not match a {model_class.__name__} (preset '{preset}'): "
-            f"unknown official keys {sorted(unknown)}; missing (official names) "
-            f"{sorted(ours_to_official_key(key) or key for key in missing)}"
+            f"official state dict does not match a {model_class.__name__} (preset '{preset}'; official names): "
+            + differences.describe(lambda key: ours_to_official_key(key) or key, unknown=sorted(unknown))
         )
     model.load_state_dict(converted, strict=True)
     return model

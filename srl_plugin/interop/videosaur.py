@@ -23,6 +23,7 @@ import torch
 
 from srl_plugin.interop.keymap import ENCODER_MLP_PAIRS, PROCESSOR_PAIRS, KeyMap
 from srl_plugin.models.backbone import FrozenViTBackbone
+from srl_plugin.models.state import state_dict_differences
 from srl_plugin.models.videosaur import VideoSAURModel
 
 BACKBONE_PREFIX = "encoder.module.backbone.model."
@@ -229,13 +230,11 @@ def videosaur_model_from_official_state_dict(
     backbone = _backbone_from_weights(state_dict, model_name, kwargs["input_size"])
     model = VideoSAURModel(backbone=backbone, **kwargs)
     converted, unknown = convert_videosaur_state_dict(state_dict)
-    expected = model.state_dict()
-    unknown += [key for key in converted if key not in expected]
-    missing = [key for key in expected if key not in converted]
-    if unknown or missing:
+    differences = state_dict_differences(model.state_dict(), converted)
+    if unknown or differences:
         raise KeyError(
-            f"official state dict does not match a VideoSAURModel (preset '{preset}'): unknown keys "
-            f"{sorted(unknown)}; missing parameters (our names) {sorted(missing)}"
+            f"official state dict does not match a VideoSAURModel (preset '{preset}'; official names for "
+            "unexpected keys, ours for the others): " + differences.describe(unknown=sorted(unknown))
         )
     model.load_state_dict(converted, strict=True)
     return model

@@ -13,7 +13,9 @@ from srl_plugin.runtime.checkpoint import (
     LAST_CHECKPOINT,
     MODEL_PREFIX,
     BackboneMismatchError,
+    CheckpointError,
     backbone_record,
+    check_finite,
     checkpoint_dict,
     checkpoint_path,
     drop_backbone_weights,
@@ -22,6 +24,7 @@ from srl_plugin.runtime.checkpoint import (
     read_checkpoint,
     restore_backbone_weights,
     save_checkpoint,
+    torch_load_reason,
 )
 from srl_plugin.runtime.config import (
     TRAIN_CONFIG,
@@ -49,10 +52,12 @@ __all__ = [
     "MODEL_PREFIX",
     "TRAIN_CONFIG",
     "BackboneMismatchError",
+    "CheckpointError",
     "backbone_record",
     "batch_layout",
     "build_backbone",
     "build_model",
+    "check_finite",
     "checkpoint_dict",
     "checkpoint_path",
     "compose_config",
@@ -75,6 +80,7 @@ __all__ = [
     "save_checkpoint",
     "split_into_clips",
     "stream",
+    "torch_load_reason",
     "video_eval_masks",
     "world_size",
 ]

@@ -8,10 +8,13 @@ Format (written by ``srl-train`` and ``srl-import-checkpoint``): a Lightning che
 - ``hyper_parameters``: ``{"config": <resolved experiment config as a plain dict>}`` (self-contained);
 - ``global_step``: optimizer steps done.
 A run directory keeps them in ``<output_dir>/checkpoints/``: the newest ``checkpoint.keep_last`` of the
-``step_<N>.ckpt`` files and ``last.ckpt`` (the newest).
+``step_<N>.ckpt`` files and ``last.ckpt`` (the newest). Weights holding NaN or Inf are never written, and
+loading refuses them.
 """
 from __future__ import annotations
 
+import errno
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +27,7 @@ from torch import nn
 
 from srl_plugin.atomic import atomic_path
 from srl_plugin.models.backbone import weights_sha256
+from srl_plugin.models.state import non_finite_tensors, state_dict_differences
 from srl_plugin.runtime.build import build_model
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -31,10 +35,54 @@ LAST_CHECKPOINT = "last.ckpt"
 MODEL_PREFIX = "model."
 BACKBONE_PREFIX = "backbone."
 BACKBONE_RECORD = "frozen_backbone"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be written, read or used; the message names the file, the cause and the fix."""
 
 
 class BackboneMismatchError(ValueError):
     """The backbone rebuilt from a checkpoint's config is not the one the checkpoint was trained with."""
+
+
+def torch_load_reason(error: BaseException) -> str:
+    """The informative line of a ``torch.load`` failure (without torch's advice to unpickle untrusted data)."""
+    text = str(error).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _os_error_in_chain(error: BaseException) -> OSError | None:
+    """The first ``OSError`` among ``error``, its causes and contexts (torch wraps write errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def write_failure(target: Path, error: BaseException) -> CheckpointError:
+    """One clear message for a failed checkpoint write: a full disk (with the free space left) or the OS error."""
+    os_error = _os_error_in_chain(error)
+    if os_error is not None and os_error.errno in DISK_FULL_ERRNOS:
+        free = shutil.disk_usage(target.parent).free / 2**20
+        return CheckpointError(
+            f"no space left on the device to write checkpoint {target} ({free:.0f} MiB free in {target.parent}); "
+            "free disk space or set output_dir to a disk with room, then rerun the same command to resume. "
+            "Earlier checkpoints are intact."
+        )
+    reason = os_error if os_error is not None else error
+    return CheckpointError(
+        f"could not write checkpoint {target} ({type(reason).__name__}: {reason}); check that the folder is "
+        "writable and has room, or set output_dir elsewhere. Earlier checkpoints are intact."
+    )
 
 
 def checkpoint_path(path_or_run_dir: str | Path) -> Path:
@@ -53,25 +101,42 @@ def checkpoint_path(path_or_run_dir: str | Path) -> Path:
     return path
 
 
-def read_checkpoint(path_or_run_dir: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint dict, checked to be in this package's format (see the module docstring)."""
+def read_checkpoint(path_or_run_dir: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint dict, checked to be in this package's format (see the module docstring).
+
+    ``mmap``: map the tensors from the file instead of reading them (cheap checks of large checkpoints).
+    Raises :class:`CheckpointError` for an unreadable file or another format.
+    """
     path = checkpoint_path(path_or_run_dir)
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a readable torch checkpoint ({reason})") from error
+        raise CheckpointError(
+            f"{path} is not a readable torch checkpoint ({torch_load_reason(error)}); it is corrupted, truncated "
+            "(e.g. an interrupted copy) or not a checkpoint"
+        ) from error
     config = checkpoint.get("hyper_parameters", {}).get("config") if isinstance(checkpoint, dict) else None
     state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(config, dict) or not isinstance(state_dict, dict) or not any(
         key.startswith(MODEL_PREFIX) for key in state_dict
     ):
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is not an srl-plugin checkpoint: it needs 'state_dict' with 'model.*' weights and "
             "'hyper_parameters': {'config': ...}. Train with srl-train or convert an official checkpoint with "
             "srl-import-checkpoint"
         )
     return checkpoint
+
+
+def check_finite(checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Raises :class:`CheckpointError` when the checkpoint's weights hold NaN or Inf."""
+    non_finite = non_finite_tensors(checkpoint["state_dict"])
+    if non_finite:
+        raise CheckpointError(
+            f"{path} holds non-finite weights (NaN or Inf in {len(non_finite)} tensor(s): "
+            f"{', '.join(non_finite[:5])}); it was written by a diverged run and cannot be used. Take an "
+            "earlier step_<N>.ckpt of that run, or retrain with a lower optimizer.lr"
+        )
 
 
 def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -136,10 +201,25 @@ def restore_backbone_weights(checkpoint: dict[str, Any], model: nn.Module, sourc
 
 
 def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
-    """Writes ``checkpoint`` to ``path`` atomically (fsynced temporary file renamed over it)."""
-    with atomic_path(path, fsync=True) as temporary, open(temporary, "wb") as file:
-        torch.save(dict(checkpoint), file)
-    return Path(path)
+    """Writes ``checkpoint`` to ``path`` atomically (fsynced temporary file renamed over it).
+
+    Raises :class:`CheckpointError` (and leaves ``path`` as it was) when the weights hold NaN or Inf, and
+    when the write fails, e.g. on a full disk.
+    """
+    target = Path(path)
+    non_finite = non_finite_tensors(checkpoint.get("state_dict", {}))
+    if non_finite:
+        raise CheckpointError(
+            f"refusing to write checkpoint {target}: {len(non_finite)} weight tensor(s) hold NaN or Inf "
+            f"({', '.join(non_finite[:5])}); the training diverged. Earlier checkpoints are kept; lower "
+            "optimizer.lr or trainer.gradient_clip_val"
+        )
+    try:
+        with atomic_path(target, fsync=True) as temporary, open(temporary, "wb") as file:
+            torch.save(dict(checkpoint), file)
+    except (OSError, RuntimeError) as error:
+        raise write_failure(target, error) from error
+    return target
 
 
 def load_model(
@@ -158,14 +238,17 @@ def load_model(
     Raises:
         FileNotFoundError: no such file / run directory, or backbone weights in neither the checkpoint nor
             timm's cache.
-        ValueError: not an srl-plugin checkpoint (e.g. an official one: convert it with srl-import-checkpoint),
-            or weights that do not match the config's model.
+        CheckpointError (a ValueError): not an srl-plugin checkpoint (e.g. an official one: convert it with
+            srl-import-checkpoint), non-finite weights, or weights that do not match the config's model (every
+            missing, unexpected and reshaped key listed).
         BackboneMismatchError: the backbone the config rebuilds has another name or weights than the one the
             checkpoint was trained with.
     """
     if backbone not in ("auto", "none"):
         raise ValueError(f"backbone must be 'auto' or 'none', got {backbone!r}")
-    checkpoint = read_checkpoint(path_or_run_dir, map_location)
+    path = checkpoint_path(path_or_run_dir)
+    checkpoint = read_checkpoint(path, map_location)
+    check_finite(checkpoint, path)
     config = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
     state_dict = model_state_dict(checkpoint)
     has_backbone = any(key.startswith(BACKBONE_PREFIX) for key in state_dict)
@@ -186,12 +269,14 @@ def load_model(
         ) from error
     record = checkpoint.get(BACKBONE_RECORD)
     if mode == "config" and record is not None:
-        check_backbone(record, model.backbone, checkpoint_path(path_or_run_dir))
-    result = model.load_state_dict(state_dict, strict=mode != "config")
-    missing = [key for key in result.missing_keys if not key.startswith(BACKBONE_PREFIX)]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"checkpoint {checkpoint_path(path_or_run_dir)} does not match its config's model: missing "
-            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        check_backbone(record, model.backbone, path)
+    differences = state_dict_differences(
+        model.state_dict(), state_dict, optional=(BACKBONE_PREFIX,) if mode == "config" else ()
+    )
+    if differences:
+        raise CheckpointError(
+            f"checkpoint {path} does not match the model its config builds: {differences.describe()}. The "
+            "checkpoint was written by another version or edited; retrain, or re-import the official checkpoint"
         )
+    model.load_state_dict(state_dict, strict=mode != "config")
     return model.to(map_location).eval(), config

@@ -98,7 +98,8 @@ class SlotVideoModule(L.LightningModule):
         """Puts this model's backbone back into a checkpoint that left it out, after checking its hash."""
         restore_backbone_weights(checkpoint, self.model, f"the checkpoint of {self.config.output_dir}")
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """``{"loss": total, "losses": {name: detached 0-dim value}}`` (the terms feed the non-finite guard)."""
         inputs = model_inputs(batch)
         outputs = run_model(self.model, inputs, global_step=self.global_step)
         losses = self.model.compute_losses(outputs, global_step=self.global_step)
@@ -107,7 +108,7 @@ class SlotVideoModule(L.LightningModule):
         self.log_dict(
             {f"train/{name}": value for name, value in losses.items() if name != "total"}, batch_size=batch_size
         )
-        return losses["total"]
+        return {"loss": losses["total"], "losses": {name: value.detach() for name, value in losses.items()}}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         batch = drop_padding(batch)

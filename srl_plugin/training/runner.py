@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from srl_plugin.data.protocol import as_official_loader, check_protocol
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
+from srl_plugin.training.guard import NonFiniteGuard
 
 
 def set_num_threads(config: DictConfig) -> int:
@@ -71,15 +72,17 @@ def build_trainer(
 ) -> L.Trainer:
     """A Trainer for training (``training=True``) or for validation only (no loggers).
 
-    For training it logs to TensorBoard and CSV under ``output_dir``, runs one endless epoch until ``trainer.max_steps`` (validating every
-    ``trainer.val_check_interval`` steps), monitors the learning rate and checkpoints every
-    ``checkpoint_every_n_steps`` steps and at the end into ``output_dir/checkpoints``, keeping the newest
-    ``checkpoint.keep_last`` step files.
+    For training it logs to TensorBoard and CSV under ``output_dir``, runs one endless epoch until
+    ``trainer.max_steps`` (validating every ``trainer.val_check_interval`` steps), monitors the learning
+    rate, stops at non-finite losses or gradients (``nonfinite_skips``) and checkpoints every
+    ``checkpoint_every_n_steps`` steps, at the end and on SIGTERM / SIGINT into ``output_dir/checkpoints``,
+    keeping the newest ``checkpoint.keep_last`` step files.
     """
     callbacks: list[L.Callback] = list(extra_callbacks)
     if training:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
+            NonFiniteGuard(int(OmegaConf.select(config, "nonfinite_skips", default=0))),
             StepCheckpoint(
                 output_dir / CHECKPOINT_SUBDIR, int(config.checkpoint_every_n_steps), config.checkpoint.keep_last
             ),
