@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from srl_plugin.inference.cli_import import main as import_main
 from srl_plugin.interop import convert_official_state_dict, model_from_official_state_dict
 from srl_plugin.losses import ssim_loss
 from srl_plugin.models import (
@@ -15,6 +16,7 @@ from srl_plugin.models import (
     SlotCurriModel,
     TransformerPredictor,
 )
+from srl_plugin.runtime import load_model
 
 FUNCTION_RTOL = 1e-6  # float64 functions
 # Full-model outputs are float32 (stored and recomputed): compared relative to each tensor's scale.
@@ -95,7 +97,8 @@ def test_cyclic_inference_matches_official(reference, cyclic: bool) -> None:
     with torch.no_grad():
         outputs = processor.double().eval()(reference["cyc_slots_initial"], reference["cyc_features"])
     tag = "cycle" if cyclic else "fwd"
-    for ours, official_name in (("slots", "state"), ("predicted_slots", "state_predicted"), ("grouping_masks", "masks")):
+    names = (("slots", "state"), ("predicted_slots", "state_predicted"), ("grouping_masks", "masks"))
+    for ours, official_name in names:
         torch.testing.assert_close(
             outputs[ours], reference[f"cyc_{tag}_{official_name}"], rtol=FUNCTION_RTOL, atol=1e-12
         )
@@ -150,6 +153,23 @@ def test_training_sequence_matches_official(reference, training_sequence) -> Non
 def test_training_sequence_uses_the_curriculum_slot_counts(training_sequence) -> None:
     counts = {step: outputs["slots"].shape[2] for step, (outputs, *_rest) in training_sequence.items()}
     assert counts == {5000: 2, 9999: 2, 10000: 2, 10001: 5, 24999: 5, 25000: 5, 25001: 11, 60000: 11}
+
+
+def test_imported_official_checkpoint_follows_the_curriculum(reference, tmp_path) -> None:
+    """srl-import-checkpoint --method slotcurri: a released checkpoint's layout (SlotContrast's key names)."""
+    source = tmp_path / "slotcurri_movi_c.ckpt"
+    torch.save({"state_dict": reference["state_dict"], "global_step": 100000}, source)
+    assert import_main([str(source), str(tmp_path / "run"), "--method", "slotcurri", "--preset", "movi_c"]) == 0
+    model, config = load_model(tmp_path / "run", backbone="none")
+    assert isinstance(model, SlotCurriModel) and config.method == "slotcurri"
+    assert (config.model.schedule_steps, config.model.cyclic_inference) == (100000, True)
+    with torch.no_grad():
+        outputs = model.train().forward_features(reference["model_backbone_features"], global_step=5000)
+        losses = model.compute_losses(outputs, 5000)
+        assert model.eval().forward_features(reference["model_backbone_features"])["slots"].shape[2] == 11
+    for name in OUTPUT_NAMES:
+        _assert_model_close(outputs[name], reference[f"model_step5000_{name}"], f"imported {name}")
+    torch.testing.assert_close(losses["total"], reference["model_step5000_total"], rtol=MODEL_RTOL, atol=0)
 
 
 @pytest.mark.parametrize("cyclic", [True, False])

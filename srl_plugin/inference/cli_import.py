@@ -12,8 +12,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srl-import-checkpoint",
         description=(
-            "Convert an official SRL / SlotContrast / SSync / VideoSAUR Lightning checkpoint into a checkpoint that "
-            "srl-eval and srl-infer load. The architecture is read from the tensor shapes; the preset supplies "
+            "Convert an official SRL / SlotContrast / SSync / SlotCurri / VideoSAUR Lightning checkpoint into a "
+            "checkpoint that srl-eval and srl-infer load. The architecture is read from the tensor shapes; the preset supplies "
             "the backbone name and the loss settings."
         ),
     )
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--method", choices=("auto", *METHODS), default="auto",
-        help="default: detected from the keys (SSync has SlotContrast's keys: pass --method ssync)",
+        help="default: detected from the keys (SSync and SlotCurri have SlotContrast's keys: pass --method ssync "
+        "or slotcurri)",
     )
     parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
     parser.add_argument(

@@ -33,7 +33,7 @@ from srl_plugin.runtime import (
     torch_load_reason,
 )
 
-METHODS = ("srl", "slotcontrast", "videosaur", "ssync")
+METHODS = ("srl", "slotcontrast", "videosaur", "ssync", "slotcurri")
 PRESETS = ("movi_c", "movi_e", "ytvis2021")
 # Sizes a preset fixes; a checkpoint that disagrees was trained for another preset (docs/METHODS.md §2.1, §3.1, §4.1).
 PRESET_CHECKED_FIELDS = ("feature_dim", "num_slots", "slot_dim")
@@ -75,7 +75,7 @@ def read_official_state_dict(path: str | Path, trust_pickle: bool = False) -> tu
 
 def resolve_method(state_dict: Mapping[str, torch.Tensor], method: str) -> str:
     """``method`` itself, or (``auto``) what the keys say: VideoSAUR, SRL (projectors) or SlotContrast (SSync
-    checkpoints carry SlotContrast's keys: ask for ``ssync`` by name)."""
+    and SlotCurri checkpoints carry SlotContrast's keys: ask for ``ssync`` / ``slotcurri`` by name)."""
     if method == "auto":
         return "videosaur" if is_videosaur_state_dict(state_dict) else detect_method(state_dict)
     if method not in METHODS:
