@@ -81,6 +81,7 @@ def merge_targets(logits: torch.Tensor, labels: torch.Tensor, iou_threshold: flo
     edges = edges | edges.transpose(1, 2)
     areas = torch.nn.functional.one_hot(labels.flatten(1), num_slots).sum(dim=1).tolist()
     targets = torch.arange(num_slots, device=labels.device).repeat(batch, 1)
+    edges = edges.cpu()  # one device sync for the whole batch; the graph search runs in Python
     for video in range(batch):
         for component in redundant_components(edges[video]):
             winner = max(component, key=lambda slot: areas[video][slot])
