@@ -10,6 +10,7 @@ from srl_plugin.models.state import state_dict_differences
 from srl_plugin.runtime import BACKBONE_PREFIX, model_state_dict, read_checkpoint
 
 STRUCTURE_SECTIONS = ("method", "model")
+SHOWN_KEYS = 8
 
 
 class ModelMismatchError(ValueError):
@@ -27,12 +28,14 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], sections: tuple[str, ...]) -> list[str]:
-    """``"key: old -> new"`` for every leaf under ``sections`` that differs (absent shown as ``<unset>``)."""
+    """``"key: old -> new"`` for every leaf under ``sections`` that differs (absent shown as ``<unset>``), the
+    ``method`` and ``_target_`` keys first."""
     before = flatten({section: old.get(section) for section in sections})
     after = flatten({section: new.get(section) for section in sections})
+    keys = sorted(before.keys() | after.keys(), key=lambda key: (key != "method" and not key.endswith("_target_"), key))
     return [
         f"{key}: {before.get(key, '<unset>')} -> {after.get(key, '<unset>')}"
-        for key in sorted(before.keys() | after.keys())
+        for key in keys
         if before.get(key, "<unset>") != after.get(key, "<unset>")
     ]
 
@@ -50,7 +53,8 @@ def check_same_model(checkpoint: Path, config: Mapping[str, Any], model: nn.Modu
         f"{len(differences.missing)} missing, {len(differences.unexpected)} unexpected and "
         f"{len(differences.mismatched)} reshaped weight tensor(s)"
     )
-    keys = "; ".join(changed) if changed else "none (the model code changed since the checkpoint was written)"
+    shown = changed[:SHOWN_KEYS] + ([f"and {len(changed) - SHOWN_KEYS} more"] if len(changed) > SHOWN_KEYS else [])
+    keys = "; ".join(shown) if changed else "none (the model code changed since the checkpoint was written)"
     raise ModelMismatchError(
         f"output_dir {output_dir} holds a run of another model structure than this config builds ({weights}); "
         f"config keys that differ from its checkpoint {checkpoint.name}: {keys}. Nothing was written. Rerun "
