@@ -121,12 +121,15 @@ def test_a_rerun_that_changes_the_model_is_refused_before_writing(
     cli_train.main(train_args(run_dir, data_root, 2))
     orphan = run_dir / "checkpoints" / ".last.ckpt.abc123.tmp"
     orphan.write_bytes(b"partial")
+    (run_dir / LOCK_FILE).write_text('{"pid": 4194999, "host": "node7"}')  # what a killed run leaves behind
     before = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*")
               if path.is_file() and path not in (orphan, run_dir / LOCK_FILE)}
     with pytest.raises(ModelMismatchError, match=r"config keys that differ .*model.num_slots: 5 -> 4"):
         cli_train.main(train_args(run_dir, data_root, 3, "model.num_slots=4"))
     assert {path: path.stat().st_mtime_ns for path in before} == before
-    assert "removed 1 temporary file(s) left by interrupted checkpoint writes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "took over the stale lock of pid 4194999 on node7 (that run is no longer alive)" in out
+    assert "removed 1 temporary file(s) left by interrupted checkpoint writes" in out
     assert not orphan.exists()
 
 
