@@ -124,6 +124,21 @@ def test_validation_batches_hold_whole_videos_and_exact_masks(tmp_path: Path) ->
     assert "backbone_keys" in batch
 
 
+def test_validation_chunks_are_cut_before_batching(tmp_path: Path) -> None:
+    backbone = tiny_backbone()
+    meta = write(tmp_path, backbone, make_videos(1, 2))
+    whole = CachedFeatureDataModule(tmp_path, meta["fingerprint"], batch_size=1, val_batch_size=2)
+    chunked = CachedFeatureDataModule(tmp_path, meta["fingerprint"], batch_size=1, val_batch_size=3, val_chunk_size=4)
+    (videos,) = list(whole.val_dataloader())
+    batches = list(chunked.val_dataloader())
+    assert [batch["backbone_features"].shape[:2] for batch in batches] == [(3, 4), (1, 4)]
+    keys = [key for batch in batches for key in batch["__key__"]]
+    assert keys == [f"{key}_{index}" for key in videos["__key__"] for index in (0, 1)], "10 frames: 2 chunks"
+    assert [index for batch in batches for index in batch["chunk_index"].tolist()] == [0, 1, 0, 1]
+    torch.testing.assert_close(batches[0]["backbone_features"][1], videos["backbone_features"][0, 4:8])
+    torch.testing.assert_close(batches[1]["masks"][0], videos["masks"][1, 4:8])
+
+
 @pytest.mark.parametrize(
     "changed", [{"input_size": 42}, {"model_name": "vit_base_patch14_dinov2"}], ids=["input_size", "backbone"]
 )

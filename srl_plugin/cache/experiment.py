@@ -161,4 +161,5 @@ def build_cached_datamodule(config: DictConfig) -> CachedFeatureDataModule:
         seed=None if seed is None else int(seed),
         experiment=experiment_name(config),
         val_size=OmegaConf.select(data, "val_size", default=None),
+        val_chunk_size=OmegaConf.select(config, "evaluation.independent_chunks", default=None),
     )

@@ -7,10 +7,13 @@ horizontally flipped orientation with probability `flip_prob`, and samples go th
 batches are formed inside each worker.
 
 Validation batch: `{"backbone_features": (B, T, N, D_f), "backbone_keys" (if cached), "masks":
-(B, T, C, Hm, Wm) one-hot float32, "__key__": list[str]}`, whole videos in shard order.
+(B, T, C, Hm, Wm) one-hot float32, "__key__": list[str], "chunk_index": long (B,)}`, whole videos in shard
+order, or with `val_chunk_size` their chunks cut before batching (`srl_plugin.data.chunks`, as the video
+pipeline); a video shorter than a chunk is skipped with a warning.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -24,8 +27,11 @@ from torch.utils.data import DataLoader
 
 from srl_plugin.cache.format import decode_masks, decode_meta, feature_entry, from_npy_bytes
 from srl_plugin.cache.meta import CacheMismatchError, check_fingerprint, read_meta, split_info
-from srl_plugin.data.loading import loader_kwargs
 from srl_plugin.cache.writer import cache_shard_path
+from srl_plugin.data.chunks import BatchedByLength, split_into_chunk_items
+from srl_plugin.data.loading import loader_kwargs
+
+log = logging.getLogger(__name__)
 
 
 def _worker_rng(seed: int | None, epoch: int) -> random.Random:
@@ -130,14 +136,27 @@ class _FirstVideos:
 
 
 def collate_videos(videos: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack validation videos; they must have the same frame count (else use a validation batch size of 1)."""
-    lengths = {video["backbone_features"].shape[0] for video in videos}
-    if len(lengths) > 1:
-        raise ValueError(
-            f"cached validation videos of different lengths {sorted(lengths)} cannot share a batch; "
-            "set the validation batch size to 1"
-        )
-    return collate_clips(videos)
+    """Stack validation videos (or chunks) of one frame count; `chunk_index` becomes a long tensor `(B,)`."""
+    batch = collate_clips([{name: value for name, value in video.items() if name != "chunk_index"}
+                           for video in videos])
+    batch["chunk_index"] = torch.tensor([video["chunk_index"] for video in videos], dtype=torch.long)
+    return batch
+
+
+class _Chunks:
+    """Pipeline stage: validation videos -> their chunks (`split_into_chunk_items`), warning about videos
+    shorter than one chunk."""
+
+    def __init__(self, chunk_size: int | None) -> None:
+        self.chunk_size = chunk_size
+
+    def __call__(self, videos: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for video in videos:
+            chunks = split_into_chunk_items(video, self.chunk_size)
+            if not chunks:
+                log.warning("skipping cached validation video %r: %d frame(s), fewer than a %d-frame chunk",
+                            video["__key__"], video["backbone_features"].shape[0], self.chunk_size)
+            yield from chunks
 
 
 class CachedFeatureDataModule(L.LightningDataModule):
@@ -149,6 +168,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
     flip_prob: probability of the flipped orientation (the video pipeline's horizontal-flip probability).
     val_size: evaluate only the first `val_size` validation videos in source-shard order (as the video
         pipeline does); None evaluates all.
+    val_chunk_size: score every `val_chunk_size`-frame chunk as its own video (cut before batching).
     """
 
     def __init__(
@@ -164,6 +184,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
         experiment: str | None = None,
         pin_memory: bool | None = None,
         val_size: int | None = None,
+        val_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.cache_dir = Path(cache_dir)
@@ -177,6 +198,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
         self.experiment = experiment
         self.pin_memory = pin_memory
         self.val_size = None if val_size is None else int(val_size)
+        self.val_chunk_size = val_chunk_size
         self.meta: dict[str, Any] | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -239,6 +261,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
             wds.tarfile_to_samples(),
             _FirstVideos(self._val_limits()),
             wds.map(_decode_val(self.with_keys, self._meta["fingerprint_sha256"], self.cache_dir)),
-            wds.batched(self.val_batch_size, collation_fn=collate_videos, partial=True),
+            _Chunks(self.val_chunk_size),
+            BatchedByLength(self.val_batch_size, collate_videos, "backbone_features"),
         )
         return self._loader(pipeline)

@@ -42,6 +42,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from srl_plugin.data.chunks import BatchedByLength, split_into_chunk_items
 from srl_plugin.data.loading import loader_kwargs
 from srl_plugin.data.protocol import Selection, as_official_loader, check_protocol, official_selection
 from srl_plugin.data.shards import (
@@ -58,7 +59,7 @@ from srl_plugin.data.shards import (
     validate_sample,
 )
 from srl_plugin.data.synthetic import ensure_synthetic_dataset
-from srl_plugin.data.transforms import chunk_starts, prepare_masks, prepare_train_clip, prepare_video
+from srl_plugin.data.transforms import prepare_masks, prepare_train_clip, prepare_video
 
 log = logging.getLogger(__name__)
 SHORT_VIDEO_POLICIES = ("skip", "error")
@@ -286,25 +287,6 @@ def collate_val(videos: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class _BatchedByLength:
-    """Pipeline stage: batches of up to `batch_size` consecutive items of the same frame count; a change of
-    length closes the current batch early, so whole videos of any lengths can be validated with any batch size
-    (equal-length data such as MOVi batches exactly as `wds.batched`)."""
-
-    def __init__(self, batch_size: int) -> None:
-        self.batch_size = batch_size
-
-    def __call__(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
-        for item in items:
-            if batch and (len(batch) == self.batch_size or item["video"].shape[0] != batch[0]["video"].shape[0]):
-                yield collate_val(batch)
-                batch = []
-            batch.append(item)
-        if batch:
-            yield collate_val(batch)
-
-
 def train_item(sample: dict[str, Any], rng: random.Random, *, chunk_size: int, input_size: int,
                h_flip_prob: float, dataset_type: str) -> list[dict[str, Any]]:
     """Training transform of one validated sample: `[{"video": (chunk_size, 3, S, S)}]`."""
@@ -314,22 +296,14 @@ def train_item(sample: dict[str, Any], rng: random.Random, *, chunk_size: int, i
 def val_items(sample: dict[str, Any], rng: random.Random, *, input_size: int, mask_size: int, num_classes: int,
               dataset_type: str, chunk_size: int | None) -> list[dict[str, Any]]:
     """Validation transform of one validated sample (`rng` unused): the whole video, or with `chunk_size` its
-    `floor(T / c)` chunks, each `{"__key__", "chunk_index", "video" (T', 3, S, S), "masks" (T', C, Hm, Wm)}`."""
-    video, segmentations = sample["video"], sample["segmentations"]
-    if chunk_size is None:
-        spans = [(sample["__key__"], 0, 0, video.shape[0])]
-    else:
-        spans = [(f"{sample['__key__']}_{index}", index, start, start + chunk_size)
-                 for index, start in enumerate(chunk_starts(video.shape[0], chunk_size))]
-    return [
-        {
-            "__key__": key,
-            "chunk_index": index,
-            "video": prepare_video(video[start:stop], input_size, dataset_type),
-            "masks": prepare_masks(segmentations[start:stop], num_classes, mask_size, dataset_type),
-        }
-        for key, index, start, stop in spans
-    ]
+    `floor(T / c)` chunks (`split_into_chunk_items`), each `{"__key__", "chunk_index", "video" (T', 3, S, S),
+    "masks" (T', C, Hm, Wm)}`."""
+    item = {
+        "__key__": sample["__key__"],
+        "video": prepare_video(sample["video"], input_size, dataset_type),
+        "masks": prepare_masks(sample["segmentations"], num_classes, mask_size, dataset_type),
+    }
+    return split_into_chunk_items(item, chunk_size)
 
 
 def count_shard_samples(path: str) -> int:
@@ -555,7 +529,7 @@ class VideoDataModule(L.LightningDataModule):
             _SampleStream(self._val_transform(), self.dataset_type, True, self.skip_bad_samples,
                           self.bad_samples["validation"], self._short_policy("validation", self.val_chunk_size or 1),
                           self.seed, rank, limits, wanted),
-            _BatchedByLength(self.val_batch_size),
+            BatchedByLength(self.val_batch_size, collate_val, "video"),
         )
         # one-hot masks are large (16 MOVi videos at 336 px: 1.9 GB), so each worker prefetches only 2 batches
         return self._loader(pipeline, prefetch_factor=2)

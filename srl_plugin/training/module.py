@@ -5,7 +5,8 @@ Training (docs/METHODS.md §1.12): the model runs on ``batch["video"]`` (B, T, 3
 trainer's global (optimizer) step, not the batch index (docs/METHODS.md §6.1); Adam with the
 ``exp_decay_with_warmup`` schedule stepped every optimizer step.
 
-Validation (docs/METHODS.md §1.3, §1.10, §1.11, §6.2): whole videos through the recurrence, the model's
+Validation (docs/METHODS.md §1.3, §1.10, §1.11, §6.2): whole videos (or the independent chunks the data module
+cuts with ``evaluation.independent_chunks``) through the recurrence, the model's
 ``eval_masks`` bilinearly upsampled to the ground-truth resolution and arg-maxed, scored by video / image
 FG-ARI and mBO; no validation loss.
 """
@@ -31,7 +32,6 @@ from srl_plugin.runtime import (
     model_inputs,
     restore_backbone_weights,
     run_model,
-    split_into_clips,
     video_eval_masks,
 )
 from srl_plugin.training.schedule import exp_decay_with_warmup
@@ -80,7 +80,6 @@ class SlotVideoModule(L.LightningModule):
         self.val_metrics = build_metrics(bool(evaluation.ignore_background))
         self.val_videos = SumMetric()
         self.val_chunks = SumMetric()
-        self.independent_chunks = evaluation.independent_chunks
         self.stream_frames = evaluation.stream_frames
         self.log_images = bool(evaluation.log_images)
         self.image_frames = int(evaluation.image_frames)
@@ -115,9 +114,6 @@ class SlotVideoModule(L.LightningModule):
         if len(batch["masks"]) == 0:
             return
         inputs, true_masks = model_inputs(batch), batch["masks"]
-        if self.independent_chunks:
-            inputs = {name: split_into_clips(value, self.independent_chunks) for name, value in inputs.items()}
-            true_masks = split_into_clips(true_masks, self.independent_chunks)
         soft = video_eval_masks(self.model, inputs, self.stream_frames)
         pred_masks = hard_masks_from_soft(soft, tuple(true_masks.shape[-2:]))
         self.val_metrics.update(pred_masks, true_masks)
