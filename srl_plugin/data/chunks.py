@@ -1,6 +1,6 @@
 """Validation chunks and length-grouped batches, shared by the video and the cached-feature data modules.
 
-With a chunk size `c` (VideoSAUR on YT-VIS: 6, METHODS.md §1.3) a validation video is scored as its
+With a chunk size `c` (VideoSAUR on YT-VIS: 6, docs/METHODS.md §1.3) a validation video is scored as its
 `floor(T / c)` non-overlapping `c`-frame chunks (remainder dropped; a video shorter than `c` has none), and the
 chunks are cut **before** batching, so that videos of any lengths can share batches.
 """
