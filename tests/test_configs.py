@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from srl_plugin.runtime import build_model, compose_config, compose_experiment, resolved_container
+from srl_plugin.training.config_checks import check_training_config
 from srl_plugin.training.runner import build_strategy, world_size
 
 METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
@@ -90,6 +91,7 @@ def test_all_experiment_files_exist() -> None:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_layout_contract(experiment: str) -> None:
     config = compose(experiment)
+    check_training_config(config)  # every shipped experiment passes srl-train's up-front value checks
     container = resolved_container(config)
     method, dataset = experiment.split("/")
     assert (container["method"], container["dataset"]) == (method, dataset)
