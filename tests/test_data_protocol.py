@@ -158,7 +158,7 @@ def test_official_protocol_refuses_what_the_official_loader_refuses() -> None:
         VideoDataModule("a.tar", "a.tar", val_protocol="paper")
 
 
-SHIPPED = [f"{method}/{dataset}" for method in ("srl", "slotcontrast", "videosaur", "slotcurri")
+SHIPPED = [f"{method}/{dataset}" for method in ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
            for dataset in ("movi_c", "movi_e", "ytvis2021", "synthetic")]
 
 
