@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from srl_plugin.interop.official import detect_method, infer_architecture, model_from_official_state_dict
-from srl_plugin.interop.presets import BACKBONES, method_kwargs
+from srl_plugin.interop.presets import backbone_name
 from srl_plugin.interop.videosaur import (
     is_videosaur_state_dict,
     videosaur_backbone_family,
@@ -90,7 +90,7 @@ def _model_overrides(
     if method == "videosaur":
         kwargs = videosaur_model_kwargs(state_dict, preset)
     else:
-        kwargs = {**method_kwargs(method, preset), **infer_architecture(state_dict), "input_size": model.input_size}
+        kwargs = {**infer_architecture(state_dict), "input_size": model.input_size}
     return {key: list(value) if isinstance(value, tuple) else value for key, value in kwargs.items()}
 
 
@@ -105,7 +105,7 @@ def _backbone_overrides(
     if method == "videosaur":
         model_name = videosaur_backbone_family(state_dict, preset)[0]
     else:
-        model_name = BACKBONES[preset]["model_name"]
+        model_name = backbone_name(method, preset)
     overrides: dict[str, Any] = {
         "model_name": model_name, "input_size": model.input_size, "return_keys": method == "videosaur"
     }
@@ -125,19 +125,18 @@ def _backbone_overrides(
     return overrides
 
 
-def experiment_config(method: str, preset: str) -> dict[str, Any]:
-    """The resolved ``experiment=<method>/<preset>`` config as a plain dict."""
+def experiment_config(method: str, preset: str) -> DictConfig:
+    """The composed (unresolved) ``experiment=<method>/<preset>`` config."""
     try:
-        composed = compose_experiment(f"{method}/{preset}")
+        return compose_experiment(f"{method}/{preset}")
     except Exception as error:
         raise ValueError(
             f"no usable experiment config '{method}/{preset}' ships with srl_plugin ({error}); "
             f"check --method/--preset (methods: {', '.join(METHODS)}; presets: {', '.join(PRESETS)})"
         ) from error
-    return OmegaConf.to_container(composed, resolve=True, throw_on_missing=False)
 
 
-def _check_preset(config: dict[str, Any], overrides: dict[str, Any], method: str, preset: str) -> None:
+def _check_preset(config: DictConfig, overrides: dict[str, Any], method: str, preset: str) -> None:
     """Raises when the checkpoint's slot count / widths differ from what the preset's config fixes."""
     mismatches = [
         f"{field}: checkpoint {overrides[field]}, preset {config['model'][field]}"
@@ -164,17 +163,19 @@ def build_from_official(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
     method = resolve_method(state_dict, method)
-    config = experiment_config(method, preset)
+    composed = experiment_config(method, preset)
     if method == "videosaur":
         model = videosaur_model_from_official_state_dict(state_dict, preset=preset)
     else:
         model = model_from_official_state_dict(state_dict, preset=preset, method=method)
     overrides = _model_overrides(state_dict, method, preset, model)
-    _check_preset(config, overrides, method, preset)
-    config["model"].update(overrides)
-    config["model"]["backbone"].update(_backbone_overrides(state_dict, method, preset, model))
-    config["data"]["input_size"] = model.input_size
-    return model, config
+    _check_preset(composed, overrides, method, preset)
+    overrides.update({f"backbone.{key}": value for key, value in _backbone_overrides(state_dict, method, preset, model).items()})
+    OmegaConf.set_struct(composed, False)
+    for key, value in overrides.items():
+        OmegaConf.update(composed, f"model.{key}", value, merge=False)
+    OmegaConf.update(composed, "data.input_size", model.input_size, merge=False)
+    return model, OmegaConf.to_container(composed, resolve=True, throw_on_missing=False)
 
 
 def import_official_checkpoint(

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from srl_plugin.interop.keymap import convert_official_state_dict, ours_to_official_key, to_official_state_dict
-from srl_plugin.interop.presets import BACKBONES, method_kwargs
+from srl_plugin.interop.presets import backbone_name, method_kwargs, patch_size
 from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.slotcontrast import SlotContrastModel
 from srl_plugin.models.slotcurri import SlotCurriModel
@@ -84,7 +84,9 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, obje
     }
 
 
-def _build_backbone(state_dict: Mapping[str, torch.Tensor], preset: str, input_size: int) -> FrozenViTBackbone | None:
+def _build_backbone(
+    state_dict: Mapping[str, torch.Tensor], method: str, preset: str, input_size: int
+) -> FrozenViTBackbone | None:
     """The preset's timm ViT sized from the checkpoint (weights are loaded afterwards), or ``None``.
 
     Depth, width and native resolution come from the tensors; the head count assumes 64-d heads, as in
@@ -95,16 +97,16 @@ def _build_backbone(state_dict: Mapping[str, torch.Tensor], preset: str, input_s
     block_pattern = re.escape(_BACKBONE_PREFIX) + r"blocks\.(\d+)\."
     depth = len({m.group(1) for key in state_dict if (m := re.match(block_pattern, key))})
     _, pos_tokens, embed_dim = _require(state_dict, _BACKBONE_PREFIX + "pos_embed").shape
-    patch_size = int(_require(state_dict, _BACKBONE_PREFIX + "patch_embed.proj.weight").shape[-1])
-    if patch_size != BACKBONES[preset]["patch_size"]:
-        raise ValueError(f"checkpoint backbone has patch size {patch_size}, preset '{preset}' expects {BACKBONES[preset]['patch_size']}")
+    patch = int(_require(state_dict, _BACKBONE_PREFIX + "patch_embed.proj.weight").shape[-1])
+    if patch != patch_size(method, preset):
+        raise ValueError(f"checkpoint backbone has patch size {patch}, preset '{preset}' expects {patch_size(method, preset)}")
     return FrozenViTBackbone(
-        BACKBONES[preset]["model_name"],
+        backbone_name(method, preset),
         input_size,
         pretrained=False,
         allow_random_init=True,
         model_kwargs={
-            "img_size": math.isqrt(pos_tokens - 1) * patch_size,
+            "img_size": math.isqrt(pos_tokens - 1) * patch,
             "depth": depth,
             "embed_dim": int(embed_dim),
             "num_heads": int(embed_dim) // 64,
@@ -133,8 +135,8 @@ def model_from_official_state_dict(
         method = detect_method(state_dict)
     kwargs = method_kwargs(method, preset)
     architecture = infer_architecture(state_dict)
-    input_size = math.isqrt(int(architecture["num_patches"])) * BACKBONES[preset]["patch_size"]
-    backbone = _build_backbone(state_dict, preset, input_size)
+    input_size = math.isqrt(int(architecture["num_patches"])) * patch_size(method, preset)
+    backbone = _build_backbone(state_dict, method, preset, input_size)
     model_class = MODEL_CLASSES[method]
     model = model_class(backbone=backbone, input_size=input_size, **architecture, **kwargs)
 

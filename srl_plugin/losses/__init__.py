@@ -5,6 +5,16 @@ Every function takes tensors in the ``batch, time, [slots], tokens, channels`` l
 (``ssim_loss``: volumes ``batch, channels, time, height, width``), returns a 0-dim tensor
 (``per_slot_reconstruction_error``: one value per slot), and raises ``ValueError`` on wrongly shaped input.
 """
+from srl_plugin.losses.modules import (
+    DecoderConsistencyLoss,
+    EncoderConsistencyLoss,
+    FeatureReconstructionLoss,
+    SlotRedundancyLoss,
+    SlotSlotContrastLoss,
+    SRLSlotContrastLoss,
+    TemporalSimilarityLoss,
+    WeightedLoss,
+)
 from srl_plugin.losses.consistency import decoder_consistency_loss, encoder_consistency_loss
 from srl_plugin.losses.mse_cls import MSECLSLoss, mse_cls_loss
 from srl_plugin.losses.reconstruction import feature_reconstruction_loss, per_slot_reconstruction_error
@@ -15,6 +25,14 @@ from srl_plugin.losses.ssim import PatchSSIMLoss, ssim_loss
 from srl_plugin.losses.temporal_similarity import temporal_similarity_loss, temporal_similarity_target
 
 __all__ = [
+    "DecoderConsistencyLoss",
+    "EncoderConsistencyLoss",
+    "FeatureReconstructionLoss",
+    "SRLSlotContrastLoss",
+    "SlotRedundancyLoss",
+    "SlotSlotContrastLoss",
+    "TemporalSimilarityLoss",
+    "WeightedLoss",
     "LossWindow",
     "MSECLSLoss",
     "PatchSSIMLoss",

@@ -42,7 +42,8 @@ class RecurrentProcessor(nn.Module):
         """``initial_slots`` (B, K, D), ``features`` (B, T, N, D).
 
         Returns ``slots`` and ``predicted_slots`` (B, T, K, D), ``grouping_masks``, ``grouping_logits``
-        (last-iteration slot-attention logits) and ``redundancy_attn`` (B, T, K, N); with a cyclic evaluation,
+        (last-iteration slot-attention logits) and ``redundancy_attn`` (B, T, K, N), plus OCL's names ``objects``
+        (= ``slots``) and ``feature_attributions`` (= ``grouping_masks``); with a cyclic evaluation,
         ``predicted_slots[:, -1]`` is still the forward sweep's prediction for the frame after the clip.
         """
         if features.dim() != 4:
@@ -63,7 +64,9 @@ class RecurrentProcessor(nn.Module):
             for t in range(num_frames - 2, -1, -1):
                 per_frame[t] = self._step(slots, features[:, t], self.later_iterations)
                 slots = per_frame[t]["predicted_slots"]
-        return {name: torch.stack([frame[name] for frame in per_frame], dim=1) for name in per_frame[0]}
+        outputs = {name: torch.stack([frame[name] for frame in per_frame], dim=1) for name in per_frame[0]}
+        outputs.update(objects=outputs["slots"], feature_attributions=outputs["grouping_masks"])
+        return outputs
 
     def _step(self, slots: torch.Tensor, features: torch.Tensor, iterations: int) -> dict[str, torch.Tensor]:
         """One frame: slot attention from ``slots`` (B, K, D) on ``features`` (B, N, D), then the predictor."""

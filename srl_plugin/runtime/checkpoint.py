@@ -260,12 +260,13 @@ def load_model(
     try:
         model = build_model(config, backbone=mode)
     except InstantiationException as error:
-        if not isinstance(error.__cause__, FileNotFoundError):
+        missing_weights = _root_cause(error)
+        if not isinstance(missing_weights, FileNotFoundError):
             raise
         raise FileNotFoundError(
             f"{path_or_run_dir} holds no backbone weights, so the model needs timm's pretrained ViT, which is not "
             "in the local cache; running on video is impossible until it is (features-only use works through "
-            f"load_model(path, backbone='none')). {error.__cause__}"
+            f"load_model(path, backbone='none')). {missing_weights}"
         ) from error
     record = checkpoint.get(BACKBONE_RECORD)
     if mode == "config" and record is not None:
@@ -280,3 +281,10 @@ def load_model(
         )
     model.load_state_dict(state_dict, strict=mode != "config")
     return model.to(map_location).eval(), config
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost ``__cause__`` of a chain (Hydra wraps errors of nested instantiations)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error

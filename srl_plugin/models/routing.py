@@ -1,0 +1,81 @@
+"""Routed parts without OCL: the one interpreter of the ``routed.`` config layout for the standalone harness.
+
+A routed config node names its class as ``_target_: routed.<importable class>`` and says where each tensor
+input of the class's ``forward`` comes from with ``<argument>_path: <dotted path>`` (OCL's layout, docs/OCL.md
+and docs/ARCHITECTURE.md "Parts"). Here ``routed.`` is stripped, the class is instantiated with the other
+arguments, and :func:`call_routed` reads each input from the shared outputs dict by its path; OCL's own
+``routed`` package does the same under ``ocl_train``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+ROUTED_PREFIX = "routed."
+PATH_SUFFIX = "_path"
+# Integer arithmetic for model configs (e.g. a hidden width of 2 * D_f): ${srl_mul:2,${.feature_dim}}.
+CONFIG_RESOLVERS = {"srl_mul": lambda *values: math.prod(int(value) for value in values),
+                    "srl_add": lambda *values: sum(int(value) for value in values)}
+
+
+def register_resolvers() -> None:
+    """Registers :data:`CONFIG_RESOLVERS` with OmegaConf (idempotent; done on import of this module)."""
+    for name, function in CONFIG_RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+def read_path(tree: Any, path: str) -> Any:
+    """The value at dotted ``path`` of nested mappings / attributes, e.g. ``decoder.masks``, ``model.global_step``.
+
+    Raises:
+        KeyError: a path element is missing (the message names the path and the keys that exist there).
+    """
+    value = tree
+    for index, name in enumerate(path.split(".")):
+        if isinstance(value, Mapping):
+            if name not in value:
+                where = ".".join(path.split(".")[:index]) or "<outputs>"
+                raise KeyError(f"routed path '{path}': {where} has no '{name}' (it has {sorted(value)})")
+            value = value[name]
+        elif hasattr(value, name):
+            value = getattr(value, name)
+        else:
+            raise KeyError(f"routed path '{path}': {type(value).__name__} has no attribute '{name}'")
+    return value
+
+
+@dataclass
+class RoutedPart:
+    """A built part and where its ``forward`` arguments come from (``argument -> dotted path``)."""
+
+    module: nn.Module
+    paths: dict[str, str]
+
+
+def build_routed(node: Mapping[str, Any] | DictConfig | nn.Module) -> RoutedPart:
+    """Instantiates a (``routed.``) config node; an already built module is taken as is (no inputs routed)."""
+    if isinstance(node, nn.Module):
+        return RoutedPart(node, {})
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    target = str(plain.get("_target_", ""))
+    if not target:
+        raise ValueError(f"a part needs a _target_ (e.g. routed.srl_plugin.models.NormedMLP); got keys {sorted(plain)}")
+    paths = {key[: -len(PATH_SUFFIX)]: str(value) for key, value in plain.items() if key.endswith(PATH_SUFFIX)}
+    arguments = {key: value for key, value in plain.items() if not key.endswith(PATH_SUFFIX)}
+    arguments["_target_"] = target.removeprefix(ROUTED_PREFIX)
+    return RoutedPart(instantiate(arguments, _convert_="all"), paths)
+
+
+def call_routed(part: RoutedPart, tree: Mapping[str, Any]) -> Any:
+    """``part.module(**{argument: read_path(tree, path)})``."""
+    return part.module(**{argument: read_path(tree, path) for argument, path in part.paths.items()})
+
+
+register_resolvers()
