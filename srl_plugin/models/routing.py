@@ -8,12 +8,13 @@ arguments, and :func:`call_routed` reads each input from the shared outputs dict
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -67,10 +68,23 @@ def build_routed(node: Mapping[str, Any] | DictConfig | nn.Module) -> RoutedPart
     target = str(plain.get("_target_", ""))
     if not target:
         raise ValueError(f"a part needs a _target_ (e.g. routed.srl_plugin.models.NormedMLP); got keys {sorted(plain)}")
-    paths = {key[: -len(PATH_SUFFIX)]: str(value) for key, value in plain.items() if key.endswith(PATH_SUFFIX)}
-    arguments = {key: value for key, value in plain.items() if not key.endswith(PATH_SUFFIX)}
-    arguments["_target_"] = target.removeprefix(ROUTED_PREFIX)
+    target = target.removeprefix(ROUTED_PREFIX)
+    inputs = forward_inputs(target)
+    paths = {
+        key[: -len(PATH_SUFFIX)]: str(value)
+        for key, value in plain.items()
+        if key.endswith(PATH_SUFFIX) and key[: -len(PATH_SUFFIX)] in inputs
+    }
+    arguments = {key: value for key, value in plain.items() if key[: -len(PATH_SUFFIX)] not in paths}
+    arguments["_target_"] = target
     return RoutedPart(instantiate(arguments, _convert_="all"), paths)
+
+
+def forward_inputs(target: str) -> set[str]:
+    """Argument names of ``forward`` of the class ``target`` (only these take ``<name>_path`` routes, so a
+    constructor argument such as ``weights_path`` stays a constructor argument)."""
+    parameters = inspect.signature(get_class(target).forward).parameters
+    return {name for name, parameter in parameters.items() if name != "self" and parameter.kind is not parameter.VAR_KEYWORD}
 
 
 def call_routed(part: RoutedPart, tree: Mapping[str, Any]) -> Any:
