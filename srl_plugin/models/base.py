@@ -11,7 +11,47 @@ from srl_plugin.models.mlp import NormedMLP
 from srl_plugin.models.processor import RecurrentProcessor
 
 
-class VideoSlotModel(nn.Module):
+class FrozenBackboneModel(nn.Module):
+    """What every method model shares around its frozen backbone: ``forward(video)`` runs the backbone and then
+    ``forward_features``, the shape check of precomputed features, and ``eval_masks``.
+
+    Subclasses set ``backbone`` (or ``None``), ``num_patches`` and ``feature_dim`` and implement
+    ``forward_features``.
+    """
+
+    backbone: nn.Module | None
+    num_patches: int
+    feature_dim: int
+
+    def forward(
+        self, video: torch.Tensor, initial_slots: torch.Tensor | None = None, global_step: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``video`` (B, T, 3, H, W) -> the outputs of ``forward_features``."""
+        if self.backbone is None:
+            raise RuntimeError(
+                f"{type(self).__name__} was built without a backbone, so it only runs on precomputed "
+                "features: call forward_features(backbone_features) or build it with a FrozenViTBackbone"
+            )
+        encoded = self.backbone(video)
+        return self.forward_features(
+            encoded["backbone_features"], encoded.get("backbone_keys"), initial_slots=initial_slots,
+            global_step=global_step,
+        )
+
+    def check_features(self, backbone_features: torch.Tensor) -> None:
+        """Raises ``ValueError`` unless ``backbone_features`` is (B, T, N, D_f) for this model's N and D_f."""
+        if backbone_features.dim() != 4 or tuple(backbone_features.shape[2:]) != (self.num_patches, self.feature_dim):
+            raise ValueError(
+                f"backbone_features must be (B, T, {self.num_patches}, {self.feature_dim}), "
+                f"got {tuple(backbone_features.shape)}"
+            )
+
+    def eval_masks(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The soft masks the metrics score: the decoder masks (B, T, K, N)."""
+        return outputs["decoder_masks"]
+
+
+class VideoSlotModel(FrozenBackboneModel):
     """Common ``forward`` / ``forward_features`` / ``eval_masks`` of docs/ARCHITECTURE.md.
 
     Subclasses build the parts and implement ``compute_losses``.
@@ -57,21 +97,6 @@ class VideoSlotModel(nn.Module):
         self.patch_grid = (side, side)
         self.input_size = input_size
 
-    def forward(
-        self, video: torch.Tensor, initial_slots: torch.Tensor | None = None, global_step: int | None = None
-    ) -> dict[str, torch.Tensor]:
-        """``video`` (B, T, 3, H, W) -> the outputs of :meth:`forward_features`."""
-        if self.backbone is None:
-            raise RuntimeError(
-                f"{type(self).__name__} was built without a backbone, so it only runs on precomputed "
-                "features: call forward_features(backbone_features) or build it with a FrozenViTBackbone"
-            )
-        encoded = self.backbone(video)
-        return self.forward_features(
-            encoded["backbone_features"], encoded.get("backbone_keys"), initial_slots=initial_slots,
-            global_step=global_step,
-        )
-
     def forward_features(
         self,
         backbone_features: torch.Tensor,
@@ -92,11 +117,7 @@ class VideoSlotModel(nn.Module):
         ``predicted_slots`` (B, T, K, D), ``grouping_masks`` (B, T, K, N), ``decoder_masks`` (B, T, K, N),
         ``reconstruction`` (B, T, N, C_out), plus what :meth:`_extra_outputs` adds.
         """
-        if backbone_features.dim() != 4 or tuple(backbone_features.shape[2:]) != (self.num_patches, self.feature_dim):
-            raise ValueError(
-                f"backbone_features must be (B, T, {self.num_patches}, {self.feature_dim}), "
-                f"got {tuple(backbone_features.shape)}"
-            )
+        self.check_features(backbone_features)
         backbone_features = backbone_features.detach()
         features = self.encoder_mlp(backbone_features)
         continuation = initial_slots is not None
@@ -127,10 +148,6 @@ class VideoSlotModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Method-specific outputs taken from the processor and decoder results; none by default."""
         return {}
-
-    def eval_masks(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The soft masks the metrics score: the decoder masks (B, T, K, N)."""
-        return outputs["decoder_masks"]
 
 
 def total_loss(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from srl_plugin.models.base import FrozenBackboneModel, total_loss
 from srl_plugin.models.routing import RoutedPart, build_routed, call_routed, read_path
 
 WIRING_KEYS = ("parts", "losses", "outputs")
@@ -31,7 +32,7 @@ def shipped_model_config(method: str) -> Any:
     return OmegaConf.create(path.read_text())
 
 
-class ComposedVideoModel(nn.Module):
+class ComposedVideoModel(FrozenBackboneModel):
     """Frozen backbone -> routed parts -> routed losses, with the method-model API of docs/ARCHITECTURE.md.
 
     Args:
@@ -136,20 +137,6 @@ class ComposedVideoModel(nn.Module):
         self.add_module(name, built.module)
         self._routes[name] = built.paths
 
-    def forward(
-        self, video: torch.Tensor, initial_slots: torch.Tensor | None = None, global_step: int | None = None
-    ) -> dict[str, Any]:
-        """``video`` (B, T, 3, H, W) -> the outputs of :meth:`forward_features`."""
-        if self.backbone is None:
-            raise RuntimeError(
-                f"{type(self).__name__} was built without a backbone, so it only runs on precomputed "
-                "features: call forward_features(backbone_features) or build it with a FrozenViTBackbone"
-            )
-        encoded = self.backbone(video)
-        return self.forward_features(
-            encoded["backbone_features"], encoded.get("backbone_keys"), initial_slots, global_step
-        )
-
     def forward_features(
         self,
         backbone_features: torch.Tensor,
@@ -167,11 +154,7 @@ class ComposedVideoModel(nn.Module):
         Returns the public outputs (``backbone_features`` detached, ``slots`` (B, T, K, D), ``decoder_masks``
         (B, T, K, N), ...; see ``outputs``) plus every part's raw output under its part name and ``backbone``.
         """
-        if backbone_features.dim() != 4 or tuple(backbone_features.shape[2:]) != (self.num_patches, self.feature_dim):
-            raise ValueError(
-                f"backbone_features must be (B, T, {self.num_patches}, {self.feature_dim}), "
-                f"got {tuple(backbone_features.shape)}"
-            )
+        self.check_features(backbone_features)
         encoded = {"backbone_features": backbone_features.detach()}
         if backbone_keys is not None:
             encoded["backbone_keys"] = backbone_keys.detach()
@@ -204,14 +187,7 @@ class ComposedVideoModel(nn.Module):
         for name in self.active_losses(global_step):
             paths = {arg: path for arg, path in self._loss_routes[name].items() if arg != "global_step"}
             losses[name] = self.losses[name].loss(**{arg: read_path(tree, path) for arg, path in paths.items()})
-        if not losses:
-            raise ValueError("no loss is active at this step; check the loss weights and windows")
-        total = sum(self.loss_weights[name] * value for name, value in losses.items())
-        return {"total": total, **losses}
-
-    def eval_masks(self, outputs: Mapping[str, Any]) -> torch.Tensor:
-        """The soft masks the metrics score: the decoder masks (B, T, K, N)."""
-        return outputs["decoder_masks"]
+        return total_loss(losses, self.loss_weights)
 
 
 def _resolve_wiring(
