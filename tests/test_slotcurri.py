@@ -85,14 +85,14 @@ def test_evaluation_uses_all_slots_and_rejects_streaming_the_cyclic_sweep() -> N
     features = torch.randn(1, 3, 9, 8)
     with torch.no_grad():
         cyclic = model.forward_features(features)
-        model.cyclic_inference = False
+        model.processor.cyclic_eval = False
         plain = model.forward_features(features)
         streamed = model.forward_features(features[:, 1:], initial_slots=plain["predicted_slots"][:, 0])
     assert cyclic["slots"].shape[2] == 6
     torch.testing.assert_close(cyclic["slots"][:, -1], plain["slots"][:, -1])
     assert not torch.allclose(cyclic["slots"][:, 0], plain["slots"][:, 0])
     torch.testing.assert_close(streamed["slots"], plain["slots"][:, 1:])
-    model.cyclic_inference = True
+    model.processor.cyclic_eval = True
     with pytest.raises(ValueError, match="stream_frames=null"):
         model.forward_features(features, initial_slots=plain["predicted_slots"][:, 0])
 
@@ -156,7 +156,7 @@ def test_resume_splits_with_the_errors_saved_in_the_checkpoint(resumed_run: Path
 
 def test_trained_slotcurri_evaluates(resumed_run: Path) -> None:
     model, config = load_model(resumed_run)
-    assert isinstance(model, SlotCurriModel) and model.cyclic_inference and not model.training
+    assert isinstance(model, SlotCurriModel) and model.processor.cyclic_eval and not model.training
     cli_eval.main([str(resumed_run), "trainer.enable_progress_bar=false"])
     record = json.loads((resumed_run / "metrics.json").read_text())
     assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("slotcurri", "synthetic", 12, 4)

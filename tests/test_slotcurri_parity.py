@@ -54,11 +54,13 @@ def test_ssim_loss_gradient_reaches_the_reconstruction_only(reference) -> None:
 def test_slot_errors_and_losses_match_official(reference, tag: str) -> None:
     model = SlotCurriModel(None, feature_dim=8, num_slots=11, slot_dim=8, num_patches=16, decoder_hidden_dims=(8,))
     model = model.double().train()
-    outputs = {
-        "backbone_features": reference[f"sls_{tag}_features"],
-        "reconstruction": reference[f"sls_{tag}_reconstruction"],
-        "decoder_masks": reference[f"sls_{tag}_decoder_masks"],
-        "slots": reference[f"sls_{tag}_slots"],
+    features, slots = reference[f"sls_{tag}_features"], reference[f"sls_{tag}_slots"]
+    reconstruction, masks = reference[f"sls_{tag}_reconstruction"], reference[f"sls_{tag}_decoder_masks"]
+    outputs = {  # the public names and the part outputs the routed losses read
+        "backbone_features": features, "reconstruction": reconstruction, "decoder_masks": masks, "slots": slots,
+        "backbone": {"backbone_features": features},
+        "decoder": {"reconstruction": reconstruction, "masks": masks},
+        "processor": {"objects": slots},
     }
     losses = model.compute_losses(outputs, global_step=reference[f"sls_{tag}_step"])
     torch.testing.assert_close(
@@ -128,7 +130,7 @@ def training_sequence(reference, official_model: SlotCurriModel) -> dict[int, tu
         with torch.no_grad():
             losses = model.compute_losses(outputs, global_step=step)
         results[step] = (
-            {name: value.detach() for name, value in outputs.items()},
+            {name: value.detach() for name, value in outputs.items() if torch.is_tensor(value)},
             losses,
             model.initializer.slots.detach().clone(),
             model.initializer.slot_errors.clone(),
@@ -175,13 +177,13 @@ def test_imported_official_checkpoint_follows_the_curriculum(reference, tmp_path
 @pytest.mark.parametrize("cyclic", [True, False])
 def test_evaluation_passes_match_official(reference, official_model: SlotCurriModel, training_sequence, cyclic) -> None:
     model = official_model.eval()
-    model.cyclic_inference = cyclic
+    model.processor.cyclic_eval = cyclic
     try:
         with torch.no_grad():
             outputs = model.forward_features(reference["model_backbone_features"])
             losses = model.compute_losses(outputs, global_step=TRAINING_STEPS[-1])
     finally:
-        model.cyclic_inference = True
+        model.processor.cyclic_eval = True
     tag = "cycle" if cyclic else "nocycle"
     for name in OUTPUT_NAMES:
         _assert_model_close(outputs[name], reference[f"model_eval_{tag}_{name}"], f"eval {tag} {name}")

@@ -12,6 +12,7 @@ from srl_plugin.losses.modules import (
     SlotRedundancyLoss,
     SlotSlotContrastLoss,
     SRLSlotContrastLoss,
+    SSIMLoss,
     TemporalSimilarityLoss,
     WeightedLoss,
 )
@@ -21,7 +22,7 @@ from srl_plugin.losses.reconstruction import feature_reconstruction_loss, per_sl
 from srl_plugin.losses.redundancy import slot_redundancy_loss
 from srl_plugin.losses.schedule import LossWindow
 from srl_plugin.losses.slot_contrast import slotcontrast_loss, srl_slot_contrastive_loss
-from srl_plugin.losses.ssim import PatchSSIMLoss, ssim_loss
+from srl_plugin.losses.ssim import ssim_loss
 from srl_plugin.losses.temporal_similarity import temporal_similarity_loss, temporal_similarity_target
 
 __all__ = [
@@ -29,13 +30,13 @@ __all__ = [
     "EncoderConsistencyLoss",
     "FeatureReconstructionLoss",
     "SRLSlotContrastLoss",
+    "SSIMLoss",
     "SlotRedundancyLoss",
     "SlotSlotContrastLoss",
     "TemporalSimilarityLoss",
     "WeightedLoss",
     "LossWindow",
     "MSECLSLoss",
-    "PatchSSIMLoss",
     "decoder_consistency_loss",
     "encoder_consistency_loss",
     "feature_reconstruction_loss",

@@ -19,6 +19,7 @@ from srl_plugin.losses.reconstruction import feature_reconstruction_loss
 from srl_plugin.losses.redundancy import slot_redundancy_loss
 from srl_plugin.losses.schedule import LossWindow
 from srl_plugin.losses.slot_contrast import slotcontrast_loss, srl_slot_contrastive_loss
+from srl_plugin.losses.ssim import patches_to_volume, ssim_loss
 from srl_plugin.losses.temporal_similarity import temporal_similarity_loss
 
 
@@ -180,3 +181,15 @@ class TemporalSimilarityLoss(WeightedLoss):
 
     def forward(self, reconstruction: torch.Tensor, keys: torch.Tensor, global_step: int = 0) -> torch.Tensor:
         return self.weighted(global_step, reconstruction=reconstruction, keys=keys)
+
+
+class SSIMLoss(WeightedLoss):
+    """SlotCurri's structure loss (docs/METHODS.md §11.3): :func:`ssim_loss` between ``reconstruction`` and
+    ``target`` (B, T, N, D_f) patch tokens, laid out as (B, D_f, T, sqrt(N), sqrt(N)) volumes; the target is
+    detached."""
+
+    def loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ssim_loss(patches_to_volume(reconstruction), patches_to_volume(target.detach()))
+
+    def forward(self, reconstruction: torch.Tensor, target: torch.Tensor, global_step: int = 0) -> torch.Tensor:
+        return self.weighted(global_step, reconstruction=reconstruction, target=target)

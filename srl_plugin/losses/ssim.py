@@ -6,7 +6,6 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from srl_plugin.losses._checks import check_tensor
 
@@ -102,13 +101,3 @@ def patches_to_volume(tokens: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"the patch count N={tokens.shape[2]} is not a square grid")
     return tokens.unflatten(2, (side, side)).permute(0, 4, 1, 2, 3)
 
-
-class PatchSSIMLoss(nn.Module):
-    """Routed loss part: :func:`ssim_loss` between decoder reconstruction and frozen features given as patches.
-
-    ``forward(reconstruction (B, T, N, D_f), target (B, T, N, D_f)) -> 0-dim``; the tokens are laid out as
-    (B, D_f, T, sqrt(N), sqrt(N)) volumes first (SlotCurri's ``SSIM_recon`` / ``SSIM_orig``).
-    """
-
-    def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ssim_loss(patches_to_volume(reconstruction), patches_to_volume(target))
