@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from srl_plugin.losses import decoder_consistency_loss
-from srl_plugin.models import FrozenViTBackbone, SRLModel
+from srl_plugin.models import SRLModel
 
 ALWAYS = {"start": 0, "end": None, "start_inclusive": True, "end_inclusive": False}
 GROUPS = (
@@ -25,12 +25,9 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def model_and_outputs():
+def model_and_outputs(tiny_vit):
     torch.manual_seed(0)
-    backbone = FrozenViTBackbone(
-        "vit_small_patch14_dinov2.lvd142m", 28, pretrained=False, allow_random_init=True,
-        model_kwargs={"img_size": 42, "depth": 1, "embed_dim": 32, "num_heads": 2},
-    )
+    backbone = tiny_vit()
     model = SRLModel(
         backbone, feature_dim=32, num_slots=4, slot_dim=16, num_patches=4, decoder_hidden_dims=(32, 32),
         reg_window=ALWAYS, dec_window=ALWAYS, enc_window=ALWAYS, topk_enc=2, redundancy_k=2,

@@ -9,7 +9,7 @@ from srl_plugin.inference import import_official_checkpoint
 from srl_plugin.inference.cli_import import main
 from srl_plugin.interop import model_from_official_state_dict, official_state_dict_from_model
 from srl_plugin.interop.videosaur import official_videosaur_state_dict_from_model
-from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel, VideoSAURModel
+from srl_plugin.models import SlotContrastModel, SRLModel, VideoSAURModel
 from srl_plugin.runtime import compose_experiment, load_model, read_checkpoint
 
 OUTPUTS = ("features", "slots", "grouping_masks", "redundancy_attn", "decoder_masks", "reconstruction")
@@ -147,16 +147,9 @@ def test_pickled_objects_need_an_explicit_opt_in(reference, tmp_path, capsys) ->
     assert main([str(source), str(tmp_path / "o.ckpt"), "--trust-pickle"]) == 0
 
 
-def _tiny_vit(model_name: str, input_size: int, embed_dim: int, return_keys: bool = False) -> FrozenViTBackbone:
-    return FrozenViTBackbone(
-        model_name, input_size, pretrained=False, allow_random_init=True, return_keys=return_keys,
-        model_kwargs={"img_size": 2 * input_size, "depth": 1, "embed_dim": embed_dim, "num_heads": embed_dim // 64},
-    )
-
-
-def test_backbone_weights_travel_into_the_checkpoint(tmp_path) -> None:
+def test_backbone_weights_travel_into_the_checkpoint(tmp_path, tiny_vit) -> None:
     torch.manual_seed(0)
-    vit = _tiny_vit("vit_small_patch14_dinov2.lvd142m", 28, 384)
+    vit = tiny_vit(embed_dim=384, num_heads=6, img_size=56)
     original = SRLModel(backbone=vit, feature_dim=384, num_slots=11, slot_dim=64, num_patches=4, decoder_hidden_dims=(32,)).eval()
     torch.save({"state_dict": official_state_dict_from_model(original)}, tmp_path / "official.ckpt")
     import_official_checkpoint(tmp_path / "official.ckpt", tmp_path / "ours.ckpt", preset="movi_c")
@@ -170,9 +163,9 @@ def test_backbone_weights_travel_into_the_checkpoint(tmp_path) -> None:
         torch.testing.assert_close(model(video)["decoder_masks"], original(video)["decoder_masks"], rtol=0, atol=0)
 
 
-def test_videosaur_checkpoint_round_trips_through_the_official_layout(tmp_path) -> None:
+def test_videosaur_checkpoint_round_trips_through_the_official_layout(tmp_path, tiny_vit) -> None:
     torch.manual_seed(0)
-    vit = _tiny_vit("vit_base_patch8_224.dino", 16, 768, return_keys=True)
+    vit = tiny_vit(input_size=16, embed_dim=768, num_heads=12, img_size=32, return_keys=True, model_name="vit_base_patch8_224.dino")
     original = VideoSAURModel(
         backbone=vit, feature_dim=768, num_slots=11, slot_dim=128, num_patches=4, renderer_dims=(32, 32, 32, 32),
     ).eval()

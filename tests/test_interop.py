@@ -9,7 +9,7 @@ from srl_plugin.interop import (
     model_from_official_state_dict,
     official_state_dict_from_model,
 )
-from srl_plugin.models import FrozenViTBackbone, SlotContrastModel, SRLModel
+from srl_plugin.models import SlotContrastModel, SRLModel
 
 OUTPUTS = ("features", "slots", "grouping_masks", "redundancy_attn", "decoder_masks", "reconstruction")
 # The reference tensors were computed and stored in float32, so a float64 run can only agree up to the
@@ -77,12 +77,9 @@ def test_unknown_and_missing_keys_are_listed(reference) -> None:
         model_from_official_state_dict(state)
 
 
-def test_backbone_weights_are_loaded_from_the_state_dict() -> None:
+def test_backbone_weights_are_loaded_from_the_state_dict(tiny_vit) -> None:
     torch.manual_seed(0)
-    vit = FrozenViTBackbone(
-        "vit_small_patch14_dinov2.lvd142m", 28, pretrained=False, allow_random_init=True,
-        model_kwargs={"img_size": 42, "depth": 1, "embed_dim": 128, "num_heads": 2},
-    )
+    vit = tiny_vit(embed_dim=128)
     ours = SRLModel(backbone=vit, feature_dim=128, num_slots=3, slot_dim=8, num_patches=4, decoder_hidden_dims=(16,))
     official = official_state_dict_from_model(ours)
     assert "encoder.module.backbone.model.blocks.0.attn.qkv.weight" in official

@@ -19,16 +19,9 @@ from srl_plugin.models import (
 TINY_VIT = {"img_size": 42, "depth": 2, "embed_dim": 32, "num_heads": 2}
 
 
-def tiny_backbone(return_keys: bool = False) -> FrozenViTBackbone:
-    return FrozenViTBackbone(
-        "vit_small_patch14_dinov2.lvd142m", 28, pretrained=False, allow_random_init=True,
-        return_keys=return_keys, model_kwargs=TINY_VIT,
-    )
-
-
-def test_backbone_returns_prenorm_tokens_without_cls_and_keys() -> None:
+def test_backbone_returns_prenorm_tokens_without_cls_and_keys(tiny_vit) -> None:
     torch.manual_seed(0)
-    backbone = tiny_backbone(return_keys=True)
+    backbone = tiny_vit(depth=2, return_keys=True)
     reference = timm.create_model("vit_small_patch14_dinov2.lvd142m", pretrained=False, dynamic_img_size=True, num_classes=0, **TINY_VIT)
     missing, unexpected = reference.load_state_dict(backbone.model.state_dict(), strict=False)
     assert missing == ["norm.weight", "norm.bias"] and not unexpected
@@ -53,8 +46,8 @@ def test_backbone_returns_prenorm_tokens_without_cls_and_keys() -> None:
     torch.testing.assert_close(out["backbone_keys"].flatten(0, 1), qkv[:, 1:, 32:64])
 
 
-def test_backbone_resamples_pos_embed_bicubic_antialias() -> None:
-    backbone = tiny_backbone()
+def test_backbone_resamples_pos_embed_bicubic_antialias(tiny_vit) -> None:
+    backbone = tiny_vit(depth=2)
     side = 2
     with torch.no_grad():
         tokens = backbone.model.patch_embed(torch.randn(1, 3, 28, 28))
@@ -65,8 +58,8 @@ def test_backbone_resamples_pos_embed_bicubic_antialias() -> None:
     torch.testing.assert_close(embedded[:, 1:] - tokens.reshape(1, side * side, -1), expected)
 
 
-def test_backbone_is_frozen_and_stays_in_eval() -> None:
-    backbone = tiny_backbone()
+def test_backbone_is_frozen_and_stays_in_eval(tiny_vit) -> None:
+    backbone = tiny_vit(depth=2)
     parent = torch.nn.Sequential(backbone)
     parent.train()
     assert not backbone.model.training
@@ -75,17 +68,17 @@ def test_backbone_is_frozen_and_stays_in_eval() -> None:
     assert not out["backbone_features"].requires_grad
 
 
-def test_backbone_errors() -> None:
+def test_backbone_errors(tiny_vit) -> None:
     with pytest.raises(ValueError, match="allow_random_init"):
         FrozenViTBackbone("vit_small_patch14_dinov2.lvd142m", 28, pretrained=False, model_kwargs=TINY_VIT)
     with pytest.raises(FileNotFoundError, match="weights_path"):
         FrozenViTBackbone("vit_small_patch14_dinov2.lvd142m", 28, pretrained=True, model_kwargs=TINY_VIT)
     with pytest.raises(ValueError, match="resize the frames"):
-        tiny_backbone()(torch.randn(1, 1, 3, 42, 42))
+        tiny_vit(depth=2)(torch.randn(1, 1, 3, 42, 42))
 
 
-def test_backbone_loads_weights_path(tmp_path) -> None:
-    source = tiny_backbone()
+def test_backbone_loads_weights_path(tmp_path, tiny_vit) -> None:
+    source = tiny_vit(depth=2)
     full = timm.create_model("vit_small_patch14_dinov2.lvd142m", pretrained=False, dynamic_img_size=True, num_classes=0, **TINY_VIT)
     torch.save(full.state_dict(), tmp_path / "vit.pth")
     loaded = FrozenViTBackbone(

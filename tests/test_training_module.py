@@ -1,6 +1,7 @@
 """The LightningModule: losses keyed on the optimizer step, whole-video evaluation helpers, atomic checkpoints."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -16,11 +17,8 @@ from srl_plugin.training.module import SlotVideoModule, drop_padding
 ALWAYS = {"start": 0, "end": None, "start_inclusive": True, "end_inclusive": False}
 
 
-def tiny_srl(model_class: type[SRLModel] = SRLModel) -> SRLModel:
-    backbone = FrozenViTBackbone(
-        "vit_small_patch14_dinov2.lvd142m", 28, pretrained=False, allow_random_init=True,
-        model_kwargs={"img_size": 28, "patch_size": 14, "depth": 1, "embed_dim": 32, "num_heads": 2},
-    )
+def tiny_srl(tiny_vit: Callable[..., FrozenViTBackbone], model_class: type[SRLModel] = SRLModel) -> SRLModel:
+    backbone = tiny_vit(img_size=28, patch_size=14)
     return model_class(backbone, feature_dim=32, num_slots=3, slot_dim=16, num_patches=4, decoder_hidden_dims=(32,),
                     reg_window=ALWAYS, dec_window=ALWAYS, enc_window=ALWAYS, topk_enc=2, redundancy_k=1)
 
@@ -45,8 +43,8 @@ def synthetic_config() -> dict:
     return resolved_container(compose_config("train", ["experiment=srl/synthetic", "scheduler.warmup_steps=1"]))
 
 
-def test_losses_are_keyed_on_the_optimizer_step_not_the_batch_index(tmp_path: Path) -> None:
-    model = tiny_srl(RecordingSRL)
+def test_losses_are_keyed_on_the_optimizer_step_not_the_batch_index(tmp_path: Path, tiny_vit) -> None:
+    model = tiny_srl(tiny_vit, RecordingSRL)
     module = SlotVideoModule(synthetic_config(), model=model)
     trainer = L.Trainer(
         max_steps=3, accumulate_grad_batches=2, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -56,9 +54,9 @@ def test_losses_are_keyed_on_the_optimizer_step_not_the_batch_index(tmp_path: Pa
     assert model.seen_steps == [0, 0, 1, 1, 2, 2]
 
 
-def test_streamed_evaluation_equals_one_pass_over_the_video() -> None:
+def test_streamed_evaluation_equals_one_pass_over_the_video(tiny_vit) -> None:
     torch.manual_seed(0)
-    model = tiny_srl().eval()
+    model = tiny_srl(tiny_vit).eval()
     video = torch.randn(2, 7, 3, 28, 28)
     with torch.no_grad():
         whole = video_eval_masks(model, {"video": video})
