@@ -21,6 +21,16 @@ def check_tensor(value: torch.Tensor, name: str, layout: str) -> None:
         raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
 
 
+def check_prediction_and_target(reconstruction: torch.Tensor, target: torch.Tensor, layout: str) -> None:
+    """Raises ``ValueError`` unless ``reconstruction`` and ``target`` are floating tensors of one shape, ``layout``."""
+    check_tensor(reconstruction, "reconstruction", layout)
+    check_tensor(target, "target", layout)
+    if reconstruction.shape != target.shape:
+        raise ValueError(
+            f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
+
+
 def check_same_leading(first: torch.Tensor, first_name: str, second: torch.Tensor, second_name: str, axes: int) -> None:
     """Raises ``ValueError`` unless the first ``axes`` sizes of the two tensors agree."""
     if tuple(first.shape[:axes]) != tuple(second.shape[:axes]):

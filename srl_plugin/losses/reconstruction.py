@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_tensor
+from srl_plugin.losses._checks import check_prediction_and_target, check_tensor
 
 
 def feature_reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -18,12 +18,7 @@ def feature_reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tens
     Returns:
         0-dim tensor.
     """
-    check_tensor(reconstruction, "reconstruction", "(B, T, N, D_f)")
-    check_tensor(target, "target", "(B, T, N, D_f)")
-    if reconstruction.shape != target.shape:
-        raise ValueError(
-            f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} must have the same shape"
-        )
+    check_prediction_and_target(reconstruction, target, "(B, T, N, D_f)")
     return F.mse_loss(reconstruction, target.detach())
 
 
@@ -43,11 +38,12 @@ def per_slot_reconstruction_error(
     Returns:
         (K,) tensor.
     """
+    check_prediction_and_target(reconstruction, target, "(B, T, N, D_f)")
     check_tensor(decoder_masks, "decoder_masks", "(B, T, K, N)")
-    if reconstruction.shape != target.shape or decoder_masks.shape[:2] + decoder_masks.shape[3:] != reconstruction.shape[:3]:
+    if decoder_masks.shape[:2] + decoder_masks.shape[3:] != reconstruction.shape[:3]:
         raise ValueError(
-            f"reconstruction {tuple(reconstruction.shape)}, target {tuple(target.shape)} (B, T, N, D_f) and "
-            f"decoder_masks {tuple(decoder_masks.shape)} (B, T, K, N) do not fit together"
+            f"decoder_masks {tuple(decoder_masks.shape)} (B, T, K, N) do not fit reconstruction "
+            f"{tuple(reconstruction.shape)} (B, T, N, D_f)"
         )
     with torch.no_grad():
         per_patch = F.mse_loss(reconstruction, target, reduction="none").mean(-1, keepdim=True)

@@ -7,7 +7,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from srl_plugin.losses._checks import check_tensor
+from srl_plugin.losses._checks import check_prediction_and_target, check_tensor
 
 SSIM_WINDOW_SIZE = 3
 SSIM_WINDOW_SIGMA = 1.5
@@ -75,12 +75,7 @@ def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     Returns:
         0-dim tensor.
     """
-    check_tensor(reconstruction, "reconstruction", "(B, C, T, H, W)")
-    check_tensor(target, "target", "(B, C, T, H, W)")
-    if reconstruction.shape != target.shape:
-        raise ValueError(
-            f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} must have the same shape"
-        )
+    check_prediction_and_target(reconstruction, target, "(B, C, T, H, W)")
     if sum(size > 1 for size in reconstruction.shape[2:]) < 2:
         raise ValueError(
             f"SSIM needs at least two of T, H, W longer than 1, got {tuple(reconstruction.shape)}"

@@ -110,8 +110,8 @@ class VideoSlotModel(FrozenBackboneModel):
             backbone_features: (B, T, N, D_f) frozen last-block tokens.
             backbone_keys: (B, T, N, D_f) last-block keys (used by VideoSAUR only; passed through).
             initial_slots: (B, K, D) slots for frame 0 (streaming continuation) or ``None``.
-            global_step: optimizer steps done; read by step-dependent initialisers (SlotCurri's slot
-                curriculum needs it in training mode), ignored by the others.
+            global_step: optimizer steps done; part of the common API (SlotCurri's composed model reads it),
+                unused by these models.
 
         Returns a dict with ``backbone_features`` (detached), ``features`` (B, T, N, D), ``slots`` and
         ``predicted_slots`` (B, T, K, D), ``grouping_masks`` (B, T, K, N), ``decoder_masks`` (B, T, K, N),
@@ -122,7 +122,7 @@ class VideoSlotModel(FrozenBackboneModel):
         features = self.encoder_mlp(backbone_features)
         continuation = initial_slots is not None
         if initial_slots is None:
-            initial_slots = self._initial_slots(backbone_features.shape[0], global_step)
+            initial_slots = self.initializer(backbone_features.shape[0])
         processed = self.processor(initial_slots, features, continuation=continuation)
         decoded = self.decoder(processed["slots"])
         outputs = {
@@ -138,10 +138,6 @@ class VideoSlotModel(FrozenBackboneModel):
             outputs["backbone_keys"] = backbone_keys.detach()
         outputs.update(self._extra_outputs(processed, decoded))
         return outputs
-
-    def _initial_slots(self, batch_size: int, global_step: int | None) -> torch.Tensor:
-        """(B, K, D) frame-0 slots from the initialiser; ``global_step`` is unused by default."""
-        return self.initializer(batch_size)
 
     def _extra_outputs(
         self, processed: dict[str, torch.Tensor], decoded: dict[str, torch.Tensor]

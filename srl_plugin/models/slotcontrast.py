@@ -31,23 +31,19 @@ def slotcontrast_parts(
     predictor_heads: int,
     predictor_blocks: int,
     attention_scale_quirk: bool,
-    initializer: FixedLearnedInit | None = None,
-    cyclic_eval: bool = False,
 ) -> dict[str, Any]:
-    """``VideoSlotModel`` arguments of the SlotContrast architecture, which SRL, SSync and SlotCurri share
-    (docs/METHODS.md §3, §4.2): MLP output transform, learned fixed slot init (``initializer``, default a plain
-    :class:`FixedLearnedInit`), slot attention with residual MLP, transformer predictor (with a cyclic
-    evaluation sweep when ``cyclic_eval``) and MLP broadcast decoder."""
+    """``VideoSlotModel`` arguments of the SlotContrast architecture, which SSync shares (docs/METHODS.md §3,
+    §10): MLP output transform, learned fixed slot init, slot attention with residual MLP, transformer predictor
+    and MLP broadcast decoder."""
     return {
         "backbone": backbone,
         "encoder_mlp": NormedMLP(feature_dim, mlp_hidden_dim or 2 * feature_dim, slot_dim),
-        "initializer": initializer if initializer is not None else FixedLearnedInit(num_slots, slot_dim),
+        "initializer": FixedLearnedInit(num_slots, slot_dim),
         "processor": RecurrentProcessor(
             SlotAttention(slot_dim, use_mlp=True),
             TransformerPredictor(slot_dim, predictor_heads, predictor_blocks, attention_scale_quirk),
             first_frame_iterations,
             later_iterations,
-            cyclic_eval,
         ),
         "decoder": MLPBroadcastDecoder(slot_dim, feature_dim, num_patches, decoder_hidden_dims),
         "num_slots": num_slots,
