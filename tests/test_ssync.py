@@ -8,7 +8,6 @@ import torch
 from srl_plugin.interop.presets import method_kwargs
 from srl_plugin.losses import MSECLSLoss, mse_cls_loss
 from srl_plugin.models import SSyncModel, SynergyPseudoLabels
-from srl_plugin.models.ssync import synergy_window
 from srl_plugin.models.synergy_labels import merge_targets, redundant_components, relabel
 
 TINY = {"feature_dim": 8, "num_slots": 3, "slot_dim": 8, "num_patches": 16, "decoder_hidden_dims": (16,)}
@@ -29,10 +28,9 @@ def test_synergy_losses_switch_on_at_30_percent(preset: str, first_active: int) 
 
 
 def test_window_is_the_ceiling_of_ratio_times_steps() -> None:
-    window = synergy_window(0.3, 1001)
-    assert not window.is_active(300) and window.is_active(301)
-    with pytest.raises(ValueError, match="synergy_warmup_ratio"):
-        synergy_window(-0.1, 100)
+    model = SSyncModel(None, **TINY, max_steps=1001)
+    assert model.active_losses(300) == ["loss_recon", "loss_ss"]
+    assert model.active_losses(301) == ["loss_recon", "loss_ss", "loss_grp2deccls", "loss_dec2grpcls"]
 
 
 def test_depth_first_components_in_visit_order() -> None:

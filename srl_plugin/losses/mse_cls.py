@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from srl_plugin.losses._checks import check_positive
+from srl_plugin.losses.modules import WeightedLoss
 from srl_plugin.losses.schedule import LossWindow
 
 
@@ -57,12 +57,11 @@ def mse_cls_loss(logits: torch.Tensor, labels: torch.Tensor, temperature: float 
     return F.mse_loss(probabilities, one_hot_class_first(labels, logits.shape[1], logits.dtype))
 
 
-class MSECLSLoss(nn.Module):
-    """:func:`mse_cls_loss` as a loss module: ``forward(logits, labels, global_step)`` returns the weighted loss.
+class MSECLSLoss(WeightedLoss):
+    """:func:`mse_cls_loss` as a routed loss part (docs/METHODS.md §10.3): ``logits`` (M, C), ``labels`` (M,).
 
-    Routed use (OCL): ``logits_path``, ``labels_path`` and ``global_step_path`` name the inputs. The loss is
-    zero (no gradient) when ``global_step`` is outside ``window`` or when no patch was selected (``M = 0``;
-    the official code would produce NaN there).
+    ``forward(logits, labels, global_step)`` returns ``weight * loss``, zero outside ``window``. An empty
+    selection (``M = 0``) gives a zero loss that keeps the graph (the official code would produce NaN).
 
     Args:
         weight: multiplies the loss (1.0 for both SSync terms).
@@ -73,17 +72,9 @@ class MSECLSLoss(nn.Module):
     def __init__(
         self, weight: float = 1.0, temperature: float = 1.0, window: LossWindow | Mapping[str, Any] | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(weight, window)
         check_positive(temperature, "temperature")
-        self.weight = weight
         self.temperature = temperature
-        if window is None:
-            window = LossWindow(0, None, True, False)
-        self.window = window if isinstance(window, LossWindow) else LossWindow(**dict(window))
-
-    def is_active(self, global_step: int) -> bool:
-        """Whether the loss counts at optimizer step ``global_step`` (non-zero weight, inside the window)."""
-        return self.weight != 0 and self.window.is_active(global_step)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The unweighted 0-dim loss; ``0 * logits.sum()`` (zero, keeps the graph) when ``labels`` is empty."""
@@ -92,8 +83,5 @@ class MSECLSLoss(nn.Module):
             return logits.sum() * 0
         return mse_cls_loss(logits, labels, self.temperature)
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, global_step: int) -> torch.Tensor:
-        """``weight * loss`` when active at ``global_step``, else a 0-dim zero; logits (M, C), labels (M,)."""
-        if not self.is_active(int(global_step)):
-            return logits.new_zeros(())
-        return self.weight * self.loss(logits, labels)
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor, global_step: int = 0) -> torch.Tensor:
+        return self.weighted(global_step, logits=logits, labels=labels)

@@ -20,9 +20,11 @@ from torch import nn
 
 ROUTED_PREFIX = "routed."
 PATH_SUFFIX = "_path"
-# Integer arithmetic for model configs (e.g. a hidden width of 2 * D_f): ${srl_mul:2,${.feature_dim}}.
+# Integer arithmetic for model configs (e.g. a hidden width of 2 * D_f): ${srl_mul:2,${.feature_dim}}; srl_ceil_mul
+# rounds a product up (SSync's first synergy step, ceil(0.3 * max_steps)).
 CONFIG_RESOLVERS = {"srl_mul": lambda *values: math.prod(int(value) for value in values),
-                    "srl_add": lambda *values: sum(int(value) for value in values)}
+                    "srl_add": lambda *values: sum(int(value) for value in values),
+                    "srl_ceil_mul": lambda *values: math.ceil(math.prod(float(value) for value in values))}
 
 
 def register_resolvers() -> None:
