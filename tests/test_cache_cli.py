@@ -108,7 +108,7 @@ def test_ytvis_training_clips_are_refused_with_the_reason() -> None:
 
 
 def test_srl_train_runs_from_the_cache(built, tmp_path: Path) -> None:
-    from srl_plugin.training.cli_train import train
+    from srl_plugin.training.fit import train
 
     root, _ = built
     config = compose_experiment("srl/synthetic", [

@@ -84,9 +84,12 @@ def test_eval_writes_metrics_and_prints_a_table(resumed_run: Path, capsys: pytes
         cli_eval.main([str(resumed_run), "evaluation.protocol=official"])
 
 
-def test_eval_rejects_unknown_keys_and_non_checkpoints(resumed_run: Path, tmp_path: Path) -> None:
+def test_eval_rejects_unknown_keys_and_non_checkpoints(resumed_run: Path, tmp_path: Path, capsys) -> None:
+    assert cli_eval.main([str(resumed_run), "data.no_such_key=1"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("srl-eval: error: unknown config key") and "Traceback" not in error
     with pytest.raises(ValueError, match="unknown config key"):
-        cli_eval.main([str(resumed_run), "data.no_such_key=1"])
+        cli_eval.main([str(resumed_run), "data.no_such_key=1", "--traceback"])
     with pytest.raises(FileNotFoundError, match="checkpoints/last.ckpt"):
         load_model(tmp_path)
     bogus = tmp_path / "weights.ckpt"

@@ -13,7 +13,13 @@ import pytest
 
 from srl_plugin.data import iter_shard_samples, synthetic
 from srl_plugin.data.render import SyntheticConfig, generate_video, render_scene, sample_scene, video_rng
-from srl_plugin.data.synthetic import MANIFEST, ensure_synthetic_dataset, synthetic_shard_patterns
+from srl_plugin.data.synthetic import (
+    MANIFEST,
+    SyntheticDatasetMismatchError,
+    check_num_classes,
+    ensure_synthetic_dataset,
+    synthetic_shard_patterns,
+)
 from srl_plugin.data.synthetic_cli import main as cli_main
 
 SMALL = dict(frames=6, size=40)
@@ -145,7 +151,7 @@ def test_dataset_is_deterministic_and_independent_of_the_shard_count(tmp_path: P
     np.testing.assert_array_equal(by_key["000004"], video)
 
 
-def test_ensure_is_idempotent_and_regenerates_on_new_parameters(tmp_path: Path, monkeypatch) -> None:
+def test_ensure_is_idempotent_and_replaces_other_parameters_only_when_asked(tmp_path: Path, monkeypatch) -> None:
     root = _dataset(tmp_path)
     before = {p.name: _sha(p) for p in root.glob("*.tar")}
 
@@ -155,7 +161,10 @@ def test_ensure_is_idempotent_and_regenerates_on_new_parameters(tmp_path: Path, 
     with monkeypatch.context() as patch:
         patch.setattr(synthetic, "generate_split", fail)
         _dataset(tmp_path)
-    _dataset(tmp_path, seed=1, train_shards=1)
+        with pytest.raises(SyntheticDatasetMismatchError, match=r"seed: 0 -> 1.*--overwrite"):
+            _dataset(tmp_path, seed=1, train_shards=1)
+    assert {p.name: _sha(p) for p in root.glob("*.tar")} == before, "a refused replacement touches nothing"
+    _dataset(tmp_path, seed=1, train_shards=1, overwrite=True)
     after = {p.name: _sha(p) for p in root.glob("*.tar")}
     assert "synthetic-train-000001.tar" not in after, "shards of the old layout must be removed"
     assert after["synthetic-validation-000000.tar"] != before["synthetic-validation-000000.tar"]
@@ -197,7 +206,7 @@ def test_interrupted_regeneration_invalidates_the_old_dataset(tmp_path: Path, mo
     with monkeypatch.context() as patch:
         patch.setattr(synthetic, "generate_video", broken)
         with pytest.raises(KeyboardInterrupt):
-            _dataset(tmp_path, seed=7)
+            _dataset(tmp_path, seed=7, overwrite=True)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["parameters"]["seed"] == 0, "the old complete dataset is untouched"
 
@@ -214,6 +223,26 @@ def test_cli_writes_the_dataset_and_prints_the_patterns(tmp_path: Path, capsys) 
     assert parameters["config"]["frames"] == 4 and parameters["config"]["size"] == 32
     samples = list(iter_shard_samples(str(out / "synthetic-train-000000.tar")))
     assert len(samples) == 3 and samples[0]["video"].shape == (4, 32, 32, 3)
+
+
+def test_cli_object_count_and_refusal_to_replace_other_data(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "synthetic"
+    small = ["--out", str(out), "--preset", "easy", "--train-videos", "2", "--val-videos", "2", "--frames", "2",
+             "--size", "32", "--train-shards", "1", "--val-shards", "1", "--no-progress"]
+    assert cli_main([*small, "--num-objects", "5", "6"]) == 0
+    assert "num_classes:  7 or more" in capsys.readouterr().out
+    for sample in iter_shard_samples(str(out / "synthetic-validation-000000.tar"), require_segmentations=True):
+        assert 5 <= sample["segmentations"].max() <= 6
+    assert cli_main([*small, "--num-objects", "2", "3"]) == 1
+    error = capsys.readouterr().err
+    assert "num_objects: [5, 6] -> [2, 3]" in error and "--overwrite" in error and "Traceback" not in error
+    assert cli_main([*small, "--num-objects", "2", "3", "--overwrite"]) == 0
+
+
+def test_num_classes_is_checked_against_the_object_count() -> None:
+    check_num_classes(5, {"preset": "easy", "num_objects": [2, 4], "train_videos": 8})
+    with pytest.raises(ValueError, match=r"data.num_classes=5 is too small.*set data.num_classes=6"):
+        check_num_classes(5, {"preset": "easy"})
 
 
 def test_presets_differ_in_the_documented_knobs() -> None:

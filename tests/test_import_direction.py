@@ -14,6 +14,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "srl_plugin"
 FLOORS = {
     "__init__": 0,
     "atomic": 0,
+    "console": 0,
+    "lazy": 0,
     "losses": 0,
     "metrics": 0,
     "models": 1,

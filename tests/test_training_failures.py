@@ -91,7 +91,7 @@ def test_a_signal_saves_a_checkpoint_that_the_next_run_resumes(
     assert f"saved checkpoint {saved}; rerun the same command to resume from it" in message
     assert read_checkpoint(saved)["global_step"] == step == read_checkpoint(run_dir)["global_step"]
     capsys.readouterr()
-    cli_train.main(train_args(run_dir, data_root, step + 1))
+    cli_train.main(["--traceback", *train_args(run_dir, data_root, step + 1)])
     assert f"srl-train: resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (step {step})" in capsys.readouterr().out
     assert read_checkpoint(run_dir)["global_step"] == step + 1
 
@@ -101,7 +101,7 @@ def test_divergence_stops_naming_the_step_and_term_and_leaves_only_finite_checkp
 ) -> None:
     run_dir = tmp_path / "diverged"
     with pytest.raises(NonFiniteTrainingError, match=r"training diverged at step \d+: non-finite loss term\(s\) .*lower optimizer.lr"):
-        cli_train.main(train_args(run_dir, data_root, 40, "optimizer.lr=1e6"))
+        cli_train.main(["--traceback", *train_args(run_dir, data_root, 40, "optimizer.lr=1e6")])
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     assert checkpoints, "the steps before the divergence were checkpointed"
     for path in checkpoints:
@@ -111,21 +111,21 @@ def test_divergence_stops_naming_the_step_and_term_and_leaves_only_finite_checkp
     poisoned["state_dict"][name] = torch.full_like(poisoned["state_dict"][name], float("nan"))
     torch.save(poisoned, tmp_path / "nan.ckpt")
     with pytest.raises(CheckpointError, match=f"holds non-finite weights .*{name}"):
-        cli_eval.main([str(tmp_path / "nan.ckpt")])
+        cli_eval.main([str(tmp_path / "nan.ckpt"), "--traceback"])
 
 
 def test_a_rerun_that_changes_the_model_is_refused_before_writing(
     tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "run"
-    cli_train.main(train_args(run_dir, data_root, 2))
+    cli_train.main(["--traceback", *train_args(run_dir, data_root, 2)])
     orphan = run_dir / "checkpoints" / ".last.ckpt.abc123.tmp"
     orphan.write_bytes(b"partial")
     (run_dir / LOCK_FILE).write_text('{"pid": 4194999, "host": "node7"}')  # what a killed run leaves behind
     before = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*")
               if path.is_file() and path not in (orphan, run_dir / LOCK_FILE)}
     with pytest.raises(ModelMismatchError, match=r"config keys that differ .*model.num_slots: 5 -> 4"):
-        cli_train.main(train_args(run_dir, data_root, 3, "model.num_slots=4"))
+        cli_train.main(["--traceback", *train_args(run_dir, data_root, 3, "model.num_slots=4")])
     assert {path: path.stat().st_mtime_ns for path in before} == before
     out = capsys.readouterr().out
     assert "took over the stale lock of pid 4194999 on node7 (that run is no longer alive)" in out
@@ -141,7 +141,7 @@ def test_bad_config_values_are_named_before_anything_runs(tmp_path: Path, data_r
         ("optimizer.lr=-1", "optimizer.lr=-1 (int) is invalid: it must be a number > 0"),
     ]:
         with pytest.raises(ConfigValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-            cli_train.main(train_args(tmp_path / "run", data_root, 2, override))
+            cli_train.main(["--traceback", *train_args(tmp_path / "run", data_root, 2, override)])
     assert not (tmp_path / "run").exists()
 
 
@@ -161,7 +161,7 @@ def test_validation_shards_are_checked_before_the_first_step(
     _write_val_shard(tmp_path, segmentations)
     run_dir = tmp_path / "run"
     with pytest.raises(BadSampleError, match=expected):
-        cli_train.main(train_args(run_dir, data_root, 2, f"data.val_shards={tmp_path / 'val-000000.tar'}"))
+        cli_train.main(["--traceback", *train_args(run_dir, data_root, 2, f"data.val_shards={tmp_path / 'val-000000.tar'}")])
     assert not list(run_dir.glob("checkpoints/*.ckpt"))
 
 
@@ -170,7 +170,7 @@ def test_all_empty_training_shards_end_in_an_error_within_a_minute(tmp_path: Pat
         tarfile.open(tmp_path / f"empty-{index}.tar", "w").close()
     started = time.monotonic()
     with pytest.raises(NoSamplesError, match="none of the 2 train shard"):
-        cli_train.main(train_args(tmp_path / "run", data_root, 2, f"data.train_shards='{tmp_path}/empty-{{0..1}}.tar'"))
+        cli_train.main(["--traceback", *train_args(tmp_path / "run", data_root, 2, f"data.train_shards='{tmp_path}/empty-{{0..1}}.tar'")])
     assert time.monotonic() - started < 60
 
 

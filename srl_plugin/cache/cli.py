@@ -14,26 +14,13 @@ import argparse
 import sys
 from typing import Sequence
 
-import torch
-from omegaconf import OmegaConf
-
-from srl_plugin.cache.experiment import (
-    cache_dir,
-    check_cacheable,
-    data_root,
-    expected_fingerprint,
-    shard_readers,
-    split_plans,
-)
-from srl_plugin.cache.store import build_cache
-from srl_plugin.cache.writer import backbone_extractor
-from srl_plugin.data.synthetic import ensure_synthetic_dataset
-from srl_plugin.runtime import build_backbone, compose_experiment, experiment_name
+from srl_plugin.console import TRACEBACK_HELP, command
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="srl-cache-features", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="srl-cache-features", description=__doc__, epilog=TRACEBACK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("experiment", help="experiment config <method>/<dataset>, e.g. srl/movi_c")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.root=/data cache.dir=/cache")
@@ -49,9 +36,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@command("srl-cache-features")
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `srl-cache-features`."""
     args = parse_args(argv)
+    # imported after parsing, so that --help stays fast
+    import torch
+    from omegaconf import OmegaConf
+
+    from srl_plugin.cache.experiment import (
+        cache_dir,
+        check_cacheable,
+        data_root,
+        expected_fingerprint,
+        shard_readers,
+        split_plans,
+    )
+    from srl_plugin.cache.store import build_cache
+    from srl_plugin.cache.writer import backbone_extractor
+    from srl_plugin.data.synthetic import ensure_synthetic_dataset
+    from srl_plugin.runtime import build_backbone, compose_experiment, experiment_name
+
     config = compose_experiment(args.experiment, args.overrides)
     splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
     check_cacheable(config, splits)
@@ -85,4 +90,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

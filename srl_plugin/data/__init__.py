@@ -2,10 +2,7 @@
 
 Names are imported lazily, so that `srl-make-synthetic` and the shard reader do not pay for torch/Lightning.
 """
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from srl_plugin.lazy import lazy_exports
 
 _EXPORTS = {
     "VideoDataModule": "srl_plugin.data.datamodule",
@@ -19,13 +16,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

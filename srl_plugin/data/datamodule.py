@@ -58,7 +58,7 @@ from srl_plugin.data.shards import (
     shard_frame_counts,
     validate_sample,
 )
-from srl_plugin.data.synthetic import ensure_synthetic_dataset
+from srl_plugin.data.synthetic import check_num_classes, ensure_synthetic_dataset
 from srl_plugin.data.transforms import prepare_masks, prepare_train_clip, prepare_video
 
 log = logging.getLogger(__name__)
@@ -340,7 +340,8 @@ class VideoDataModule(L.LightningDataModule):
     dataset_type: "movi" or "ytvis". mask_size: metric resolution (default: input_size).
     num_classes: mask channels (MOVi-C 11, MOVi-E 24, YT-VIS 25).
     synthetic: keyword arguments of `ensure_synthetic_dataset` (preset, train_videos, val_videos, seed, ...);
-        `prepare_data` then generates that dataset under the root unless it is already there.
+        `prepare_data` then generates that dataset under the root unless it is already there (a different
+        one there is an error unless `overwrite: true`); `num_classes` is checked against its object count.
     val_size: evaluate only the first `val_size` validation videos in shard order (`full` protocol).
     val_chunk_size: score every `val_chunk_size`-frame chunk of a validation video as its own video (chunks
         are cut before batching); None scores whole videos.
@@ -404,6 +405,8 @@ class VideoDataModule(L.LightningDataModule):
         self.skip_bad_samples = skip_bad_samples
         self.seed = seed
         self.synthetic = None if synthetic is None else dict(synthetic)
+        if self.synthetic is not None:
+            check_num_classes(num_classes, self.synthetic)
         self.bad_samples = {"train": BadSampleLog("train"), "validation": BadSampleLog("validation")}
         self.short_video_logs = {"train": ShortVideoLog("train"), "validation": ShortVideoLog("validation")}
         self.selection: Selection | None = None

@@ -8,7 +8,8 @@ Files written under `root` (fixed names, so configs can address them with brace 
   truth; MOVi's train shards hold only `video`, which the training pipeline is the only one to read).
   Video `i` of shard `s` of `n` videos in `S` shards: `s*n//S <= i < (s+1)*n//S`.
 - `synthetic_manifest.json`: the generation parameters, the patterns and the per-shard counts. It is
-  written last (atomically); a dataset without it, or with other parameters, is (re)generated.
+  written last (atomically); a dataset without it is (re)generated, one with other parameters is replaced
+  only when asked (`overwrite`), otherwise it is an error.
 
 Video `i` of a split depends only on (seed, split, i) and the generation parameters, not on the shard count.
 """
@@ -25,7 +26,7 @@ from typing import Any, Callable
 
 from srl_plugin.atomic import write_json_atomic
 from srl_plugin.data.render import PRESETS, SyntheticConfig, generate_video
-from srl_plugin.data.shards import write_shard
+from srl_plugin.data.shards import DataError, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,58 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
         return None
 
 
+class SyntheticDatasetMismatchError(DataError, ValueError):
+    """The folder already holds a synthetic dataset made with other parameters (it is never replaced silently)."""
+
+
 def _is_complete(root: Path, manifest: dict[str, Any] | None, parameters: dict[str, Any]) -> bool:
     if manifest is None or manifest.get("parameters") != parameters:
         return False
     return all((root / name).is_file() for split in SPLITS for name in manifest["counts"][split])
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``name: old -> new`` for every leaf of two parameter dicts that differs."""
+    found = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            found += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            found.append(f"{prefix}{key}: {before} -> {after}")
+    return found
+
+
+def _check_replaceable(root: Path, manifest: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
+    """Raises `SyntheticDatasetMismatchError` when `root` holds a dataset made with other parameters."""
+    existing = None if manifest is None else manifest.get("parameters")
+    if existing is None or existing == parameters:
+        return
+    raise SyntheticDatasetMismatchError(
+        f"{root} already holds a synthetic dataset made with other parameters "
+        f"({'; '.join(_differences(existing, parameters))}). It is not replaced silently. Fix: use another "
+        "folder (--out, data.root=... or $SRL_DATA_ROOT), delete this one, or allow replacing it "
+        "(srl-make-synthetic --overwrite, or data.synthetic.overwrite=true)."
+    )
+
+
+def max_instance_id(preset: str = "movi_c_like", **options: Any) -> int:
+    """The largest instance id a synthetic dataset of these `ensure_synthetic_dataset` options can contain
+    (the most objects per video); masks need `num_classes >= max_instance_id + 1` channels."""
+    fields = {key: value for key, value in options.items() if key in SyntheticConfig.__dataclass_fields__}
+    return SyntheticConfig.from_preset(preset, **fields).num_objects[1]
+
+
+def check_num_classes(num_classes: int, synthetic: dict[str, Any]) -> None:
+    """Raises a `ValueError` naming the fix when `num_classes` mask channels cannot hold every instance id of
+    the synthetic dataset described by `synthetic` (keyword arguments of `ensure_synthetic_dataset`)."""
+    largest = max_instance_id(**synthetic)
+    if num_classes < largest + 1:
+        raise ValueError(
+            f"data.num_classes={num_classes} is too small for the synthetic data: up to {largest} objects per "
+            f"video (data.synthetic.num_objects) need ids 0..{largest}. Fix: set data.num_classes={largest + 1}, "
+            f"or lower the maximum of data.synthetic.num_objects to {num_classes - 1}."
+        )
 
 
 def ensure_synthetic_dataset(
@@ -101,15 +150,17 @@ def ensure_synthetic_dataset(
     train_shards: int = DEFAULT_TRAIN_SHARDS,
     val_shards: int = DEFAULT_VAL_SHARDS,
     progress: bool = False,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Generate the synthetic dataset under `root` unless the same one is already there; returns `root`.
 
     preset: "easy" or "movi_c_like" (`render.PRESETS`); `frames`, `size` and `options` (any other
     `SyntheticConfig` field, e.g. `num_objects=[3, 6]`) override it. Idempotent: the manifest records the
-    parameters and the dataset is regenerated only when it is absent, incomplete or made with other
-    parameters. Generation happens in a temporary folder inside `root`; the manifest is written last, so an
-    interrupted run never leaves a dataset that looks complete.
+    parameters and the dataset is generated only when it is absent or incomplete. A dataset made with other
+    parameters raises `SyntheticDatasetMismatchError` (naming the differences) unless `overwrite` allows
+    replacing it. Generation happens in a temporary folder inside `root`; the manifest is written last, so
+    an interrupted run never leaves a dataset that looks complete.
     """
     if min(train_videos, val_videos) < 0 or min(train_shards, val_shards) < 1:
         raise ValueError("video counts must be >= 0 and shard counts >= 1")
@@ -121,6 +172,8 @@ def ensure_synthetic_dataset(
     manifest = _read_manifest(root)
     if _is_complete(root, manifest, parameters):
         return root
+    if not overwrite:
+        _check_replaceable(root, manifest, parameters)
 
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(f"{TMP_PREFIX}*"):
@@ -166,6 +219,7 @@ def _progress_bar(total: int, enabled: bool):
 
 
 __all__ = [
-    "PRESETS", "SyntheticConfig", "ensure_synthetic_dataset", "generate_split", "shard_name",
+    "PRESETS", "SyntheticConfig", "SyntheticDatasetMismatchError", "check_num_classes", "ensure_synthetic_dataset",
+    "max_instance_id", "generate_split", "shard_name",
     "synthetic_shard_patterns", "generate_video",
 ]

@@ -1,22 +1,23 @@
 """Official checkpoint import and streaming inference on a user's video (docs/INFERENCE.md).
 
-Models are loaded with :func:`srl_plugin.runtime.load_model`.
+Models are loaded with :func:`srl_plugin.runtime.load_model`. Names are imported lazily, so that
+`srl-infer --help` and `srl-import-checkpoint --help` stay fast.
 """
-from srl_plugin.inference.importer import build_from_official, import_official_checkpoint
-from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
-from srl_plugin.inference.predict import InferenceResult, crop_to_model_view, infer_video, run_inference
-from srl_plugin.data.video_io import VideoSource, open_videos
+from srl_plugin.lazy import lazy_exports
 
-__all__ = [
-    "InferenceResult",
-    "VideoSource",
-    "build_from_official",
-    "crop_to_model_view",
-    "import_official_checkpoint",
-    "infer_video",
-    "mask_grid",
-    "open_videos",
-    "overlay_masks",
-    "run_inference",
-    "slot_palette",
-]
+_EXPORTS = {
+    "build_from_official": "srl_plugin.inference.importer",
+    "import_official_checkpoint": "srl_plugin.inference.importer",
+    "mask_grid": "srl_plugin.inference.overlay",
+    "overlay_masks": "srl_plugin.inference.overlay",
+    "slot_palette": "srl_plugin.inference.overlay",
+    "InferenceResult": "srl_plugin.inference.predict",
+    "crop_to_model_view": "srl_plugin.inference.predict",
+    "infer_video": "srl_plugin.inference.predict",
+    "run_inference": "srl_plugin.inference.predict",
+    "VideoSource": "srl_plugin.data.video_io",
+    "open_videos": "srl_plugin.data.video_io",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,11 +5,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from srl_plugin.inference.importer import METHODS, PRESETS, import_official_checkpoint
+from srl_plugin.console import TRACEBACK_HELP, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        epilog=TRACEBACK_HELP,
         prog="srl-import-checkpoint",
         description=(
             "Convert an official SRL / SlotContrast / SSync / SlotCurri / VideoSAUR Lightning checkpoint into a "
@@ -23,11 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .ckpt file, or a run directory (written to DST/checkpoints/last.ckpt; srl-eval and srl-infer take DST)",
     )
     parser.add_argument(
-        "--method", choices=("auto", *METHODS), default="auto",
-        help="default: detected from the keys (SSync and SlotCurri have SlotContrast's keys: pass --method ssync "
-        "or slotcurri)",
+        "--method", default="auto",
+        help="srl, slotcontrast, videosaur, ssync, slotcurri or auto (default: detected from the keys; SSync and "
+        "SlotCurri have SlotContrast's keys: pass --method ssync or slotcurri)",
     )
-    parser.add_argument("--preset", choices=PRESETS, default="movi_c", help="dataset the checkpoint was trained on")
+    parser.add_argument(
+        "--preset", default="movi_c", help="dataset the checkpoint was trained on: movi_c (default), movi_e, ytvis2021"
+    )
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
@@ -36,15 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("srl-import-checkpoint")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        written = import_official_checkpoint(
-            args.source, args.destination, method=args.method, preset=args.preset, trust_pickle=args.trust_pickle
-        )
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        print(f"srl-import-checkpoint: error: {error}", file=sys.stderr)
-        return 1
+    # imported after parsing, so that --help stays fast
+    from srl_plugin.inference.importer import import_official_checkpoint
+
+    written = import_official_checkpoint(
+        args.source, args.destination, method=args.method, preset=args.preset, trust_pickle=args.trust_pickle
+    )
     print(f"wrote {written}")
     return 0
 

@@ -5,11 +5,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from srl_plugin.inference.predict import run_inference
+from srl_plugin.console import TRACEBACK_HELP, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        epilog=TRACEBACK_HELP,
         prog="srl-infer",
         description=(
             "Run a trained (or imported) model over a whole video in windows that carry the slots forward, and "
@@ -32,17 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("srl-infer")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        results = run_inference(
-            args.input, args.checkpoint, args.out, window=args.window, device=args.device, seed=args.seed,
-            key=args.key, alpha=args.alpha, grid_frames=args.grid_frames, gif_frames=args.gif_frames,
-            write_mp4=not args.no_mp4,
-        )
-    except (FileNotFoundError, ImportError, KeyError, ValueError) as error:
-        print(f"srl-infer: error: {error}", file=sys.stderr)
-        return 1
+    # imported after parsing, so that --help stays fast
+    from srl_plugin.inference.predict import run_inference
+
+    results = run_inference(
+        args.input, args.checkpoint, args.out, window=args.window, device=args.device, seed=args.seed,
+        key=args.key, alpha=args.alpha, grid_frames=args.grid_frames, gif_frames=args.gif_frames,
+        write_mp4=not args.no_mp4,
+    )
     for result in results:
         names = ", ".join(path.name for path in result.files)
         print(f"{result.out_dir}: {result.num_frames} frames in {result.seconds:.1f} s -> {names}")

@@ -1,19 +1,15 @@
-"""Import of official SRL / SlotContrast checkpoints into ``srl_plugin`` models."""
-from srl_plugin.interop.keymap import convert_official_state_dict, to_official_state_dict
-from srl_plugin.interop.official import (
-    detect_method,
-    infer_architecture,
-    load_official_checkpoint,
-    model_from_official_state_dict,
-    official_state_dict_from_model,
-)
+"""Import of official SRL / SlotContrast checkpoints into ``srl_plugin`` models (names imported lazily)."""
+from srl_plugin.lazy import lazy_exports
 
-__all__ = [
-    "convert_official_state_dict",
-    "detect_method",
-    "infer_architecture",
-    "load_official_checkpoint",
-    "model_from_official_state_dict",
-    "official_state_dict_from_model",
-    "to_official_state_dict",
-]
+_EXPORTS = {
+    "convert_official_state_dict": "srl_plugin.interop.keymap",
+    "to_official_state_dict": "srl_plugin.interop.keymap",
+    "detect_method": "srl_plugin.interop.official",
+    "infer_architecture": "srl_plugin.interop.official",
+    "load_official_checkpoint": "srl_plugin.interop.official",
+    "model_from_official_state_dict": "srl_plugin.interop.official",
+    "official_state_dict_from_model": "srl_plugin.interop.official",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

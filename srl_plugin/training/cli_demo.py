@@ -11,15 +11,12 @@ Extra Hydra overrides after `--` go to every training run (e.g. `-- data.batch_s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from srl_plugin.training.cli_train import train
-from srl_plugin.atomic import write_json_atomic
-from srl_plugin.runtime import TRAIN_CONFIG, compose_config
-from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint
-from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
+from srl_plugin.console import TRACEBACK_HELP, command
 
 METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
 DATASET = "synthetic"
@@ -27,7 +24,8 @@ DATASET = "synthetic"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="srl-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="srl-demo", description=__doc__, epilog=TRACEBACK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("srl_demo"), help="folder of the runs (default ./srl_demo)")
     parser.add_argument(
@@ -41,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def ensure_data(method: str, overrides: Sequence[str]) -> Path:
     """Generates the experiment's synthetic dataset if needed; returns its root."""
     from srl_plugin.data.synthetic import ensure_synthetic_dataset
+    from srl_plugin.runtime import TRAIN_CONFIG, compose_config
 
     config = compose_config(TRAIN_CONFIG, [f"experiment={method}/{DATASET}", *overrides])
     root = Path(str(config.data.root))
@@ -50,6 +49,11 @@ def ensure_data(method: str, overrides: Sequence[str]) -> Path:
 
 def run_method(method: str, out: Path, steps: int | None, overrides: Sequence[str]) -> dict:
     """Trains and evaluates one method on the synthetic data; returns its metrics record."""
+    from srl_plugin.atomic import write_json_atomic
+    from srl_plugin.runtime import TRAIN_CONFIG, compose_config
+    from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint
+    from srl_plugin.training.fit import train
+
     run_dir = out / method
     run_overrides = [f"experiment={method}/{DATASET}", f"output_dir={run_dir}", *overrides]
     if steps is not None:
@@ -67,8 +71,12 @@ def run_method(method: str, out: Path, steps: int | None, overrides: Sequence[st
     return record
 
 
+@command("srl-demo")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # imported after parsing (here and in the functions above), so that --help stays fast
+    from srl_plugin.training.leaderboard import leaderboard_rows, to_markdown
+
     started = time.perf_counter()
     methods = METHODS if args.all_methods else ("srl",)
     ensure_data(methods[0], args.overrides)
@@ -79,4 +87,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,37 +14,43 @@ videos / chunks scored.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Sequence
 
-from lightning.pytorch.utilities import rank_zero_only
-
-from srl_plugin.atomic import write_json_atomic
-from srl_plugin.runtime import checkpoint_path
-from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of
-from srl_plugin.training.leaderboard import leaderboard_rows, scored_text, to_markdown
+from srl_plugin.console import TRACEBACK_HELP, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="srl-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="srl-eval", description=__doc__, epilog=TRACEBACK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", help="run directory (uses checkpoints/last.ckpt) or a .ckpt file")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value (data.*, evaluation.*, trainer.*)")
-    parser.add_argument("--out", type=Path, default=None, help=f"metrics file (default: <run dir>/{METRICS_FILE})")
+    parser.add_argument("--out", type=Path, default=None, help="metrics file (default: <run dir>/metrics.json)")
     return parser
 
 
+@command("srl-eval")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # imported after parsing, so that --help stays fast
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from srl_plugin.runtime import checkpoint_path
+    from srl_plugin.training.evaluate import METRICS_FILE, evaluate_checkpoint, run_dir_of
+
     record = evaluate_checkpoint(args.checkpoint, args.overrides)
     out = args.out or run_dir_of(checkpoint_path(args.checkpoint)) / METRICS_FILE
-    report(record, out)
+    rank_zero_only(report)(record, out)
 
 
-@rank_zero_only
 def report(record: dict, out: Path) -> None:
-    """Writes the metrics record and prints it as a table (rank 0 only)."""
+    """Writes the metrics record and prints it as a table (called on rank 0 only)."""
+    from srl_plugin.atomic import write_json_atomic
+    from srl_plugin.training.leaderboard import leaderboard_rows, scored_text, to_markdown
+
     write_json_atomic(out, record)
     print(f"srl-eval: protocol {record['protocol']}, scored {scored_text(record)}")
     print(to_markdown(leaderboard_rows([record])))
@@ -52,4 +58,4 @@ def report(record: dict, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
