@@ -29,8 +29,9 @@ def write_backbone_weights(path: Path, seed: int) -> Path:
 
 
 def train(run_dir: Path, data_root: Path, weights: Path, max_steps: int) -> None:
+    """srl-train with --traceback: errors arrive as the exceptions the tests expect."""
     cli_train.main([
-        "experiment=srl/synthetic", f"output_dir={run_dir}", f"data.root={data_root}/synthetic",
+        "--traceback", "experiment=srl/synthetic", f"output_dir={run_dir}", f"data.root={data_root}/synthetic",
         f"trainer.max_steps={max_steps}", f"model.backbone.weights_path={weights}", *TINY,
     ])
 
