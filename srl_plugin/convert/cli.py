@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Sequence
 
+from srl_plugin.console import TRACEBACK_HELP, command
 from srl_plugin.convert.videos import VIDEOS_PER_SHARD, convert_videos
 from srl_plugin.convert.ytvis import SHORT_SIDE, TRAIN_PER_SHARD, VAL_PER_SHARD, convert_ytvis2021
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="srl-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="srl-convert", description=__doc__, epilog=TRACEBACK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     ytvis = commands.add_parser("ytvis2021", help="YouTube-VIS 2021 train folder -> official train + held-out shards")
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("srl-convert")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "ytvis2021":
@@ -55,4 +59,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
