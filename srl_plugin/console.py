@@ -1,7 +1,7 @@
 """What every command-line entry point shares: errors reach the user as one clear message.
 
 `command("srl-train")` wraps an entry point ``main(argv) -> int | None``. An exception escaping ``main`` is
-printed as ``srl-train: error: <message>`` (its causes on indented lines below) plus one line saying how to
+printed as ``srl-train: error: <message>`` plus one line saying how to
 see the full traceback, and the wrapped ``main`` returns exit status 1 (console scripts pass it to
 ``sys.exit``). ``--traceback`` anywhere on the command line, or ``SRL_TRACEBACK=1`` in the
 environment, lets the exception through unchanged instead. ``KeyboardInterrupt`` and ``SystemExit`` always
@@ -32,24 +32,13 @@ def traceback_requested(argv: Sequence[str]) -> bool:
 
 
 def describe_error(error: BaseException) -> str:
-    """The message of ``error`` and of each of its causes, one per line (causes indented).
-
-    A ``KeyError``'s single string argument is shown without repr quotes; an empty message shows the type.
-    """
-    lines: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, KeyError) and len(current.args) == 1 and isinstance(current.args[0], str):
-            text = current.args[0]
-        else:
-            text = str(current).strip()
-        text = text or type(current).__name__
-        if not any(text in line for line in lines):
-            lines.append(text if not lines else "  caused by: " + text.replace("\n", "\n  "))
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    return "\n".join(lines)
+    """The message of ``error`` (a ``KeyError``'s single string argument without repr quotes; the type name
+    when the message is empty). Causes are left to ``--traceback``: the message is meant to name the fix."""
+    if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        text = error.args[0]
+    else:
+        text = str(error).strip()
+    return text or type(error).__name__
 
 
 def report_error(prog: str, error: BaseException) -> None:
