@@ -71,8 +71,9 @@ def test_load_model_rebuilds_the_trained_weights(resumed_run: Path) -> None:
 
 
 def test_eval_writes_metrics_and_prints_a_table(resumed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cli_eval.main([str(resumed_run), "trainer.enable_progress_bar=false"])
+    assert cli_eval.main([str(resumed_run), "trainer.enable_progress_bar=false"]) == 0
     record = json.loads((resumed_run / "metrics.json").read_text())
+    assert [path.name for path in (resumed_run / "eval_images").glob("*.png")] == ["val_masks_step00000003.png"]
     assert (record["method"], record["dataset"], record["step"], record["num_videos"]) == ("srl", "synthetic", 3, 4)
     assert record["global_batch"] == 2  # data.batch_size=2 on one device
     assert (record["protocol"], record["num_chunks"]) == ("full", None)

@@ -66,7 +66,7 @@ def evaluate_checkpoint(path_or_run_dir: str | Path, overrides: Sequence[str] = 
     container = resolved_container(config)
     set_num_threads(config)
     output_dir = run_dir_of(path)
-    module = SlotVideoModule(container, model=model, image_dir=str(output_dir / "eval_images"))
+    module = SlotVideoModule(container, model=model, image_dir=str(output_dir / "eval_images"), image_step=step)
     trainer = build_trainer(config, output_dir, training=False)
     results = trainer.validate(module, datamodule=build_datamodule(config), verbose=False)
     values = {name.removeprefix("val/"): float(value) for name, value in results[0].items()}

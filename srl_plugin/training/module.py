@@ -69,9 +69,12 @@ class SlotVideoModule(L.LightningModule):
         model: an already built model (e.g. from :func:`srl_plugin.runtime.load_model`);
             ``None`` builds ``config["model"]``.
         image_dir: where validation mask images are written as PNG (rank 0), or ``None``.
+        image_step: the training step that names the mask images (``val_masks_step<N>.png``); ``None`` uses the
+            trainer's global step (right while training; evaluating a checkpoint passes its step).
     """
 
-    def __init__(self, config: dict[str, Any], model: nn.Module | None = None, image_dir: str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], model: nn.Module | None = None, image_dir: str | None = None,
+                 image_step: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.config = OmegaConf.create(config)
@@ -84,6 +87,7 @@ class SlotVideoModule(L.LightningModule):
         self.log_images = bool(evaluation.log_images)
         self.image_frames = int(evaluation.image_frames)
         self.image_dir = Path(image_dir) if image_dir is not None else None
+        self.image_step = image_step
         self._backbone_record: dict[str, str] | None = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -138,12 +142,13 @@ class SlotVideoModule(L.LightningModule):
         """Predicted masks of the first validation video over its first frames (TensorBoard image + PNG)."""
         frames = denormalize(inputs["video"][0, : self.image_frames]) if "video" in inputs else None
         grid = mask_overlay_grid(frames, pred_masks[0, : self.image_frames])
+        step = self.global_step if self.image_step is None else self.image_step
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/masks", grid, global_step=self.global_step)
+                logger.experiment.add_image("val/masks", grid, global_step=step)
         if self.image_dir is not None and self.trainer.is_global_zero:
             self.image_dir.mkdir(parents=True, exist_ok=True)
-            save_image(grid, self.image_dir / f"val_masks_step{self.global_step:08d}.png")
+            save_image(grid, self.image_dir / f"val_masks_step{step:08d}.png")
 
     def on_train_start(self) -> None:
         """Sets each LR to the schedule's value at the current step, so that a run resumed with another

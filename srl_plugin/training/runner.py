@@ -17,6 +17,7 @@ from srl_plugin.data.protocol import as_official_loader, check_protocol
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 from srl_plugin.training.guard import NonFiniteGuard
+from srl_plugin.training.quiet import silence_misleading_notices
 
 
 def set_num_threads(config: DictConfig) -> int:
@@ -78,6 +79,7 @@ def build_trainer(
     ``checkpoint_every_n_steps`` steps, at the end and on SIGTERM / SIGINT into ``output_dir/checkpoints``,
     keeping the newest ``checkpoint.keep_last`` step files.
     """
+    silence_misleading_notices()
     callbacks: list[L.Callback] = list(extra_callbacks)
     if training:
         callbacks += [
