@@ -9,14 +9,31 @@ from lightning.pytorch.utilities import rank_zero_info
 from srl_plugin.training.quiet import silence_misleading_notices
 
 
-def test_adverts_and_expected_warnings_are_dropped_others_kept(caplog) -> None:
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_adverts_and_expected_warnings_are_dropped_others_kept() -> None:
     silence_misleading_notices()
-    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    collect, level = _Collect(), logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
         rank_zero_info("💡 Tip: try installing [litlogger](https://pypi.org/project/litlogger/)")
         rank_zero_info("GPU available: False")
-    assert [record.getMessage() for record in caplog.records] == ["GPU available: False"]
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    assert collect.messages == ["GPU available: False"]
     with warnings.catch_warnings(record=True) as caught:
-        silence_misleading_notices()  # catch_warnings restores the filters on exit; install them inside
+        warnings.simplefilter("always")
+        silence_misleading_notices()  # its filters go in front of "always"
         warnings.warn("Found 56 module(s) in eval mode at the start of training. This may lead to ...")
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)`")
         warnings.warn("something else")
