@@ -21,15 +21,17 @@ class _Collect(logging.Handler):
 def test_adverts_and_expected_warnings_are_dropped_others_kept() -> None:
     silence_misleading_notices()
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    collect, level = _Collect(), logger.level
+    collect, level, disabled = _Collect(), logger.level, logger.disabled
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
+    logger.disabled = False  # Hydra's logging setup in earlier tests may disable existing loggers
     try:
         rank_zero_info("💡 Tip: try installing [litlogger](https://pypi.org/project/litlogger/)")
         rank_zero_info("GPU available: False")
     finally:
         logger.removeHandler(collect)
         logger.setLevel(level)
+        logger.disabled = disabled
     assert collect.messages == ["GPU available: False"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
