@@ -32,8 +32,6 @@ SCRIPTS = Path(sys.executable).parent
 TINY_OVERRIDES = ["data.batch_size=4", "data.val_batch_size=4", "data.val_size=8", "data.synthetic.train_videos=16",
                   "data.synthetic.val_videos=8"]
 TINY_DATA = "[" + ",".join(f"'{item}'" for item in TINY_OVERRIDES) + "]"  # Hydra quotes values holding '='.
-METRIC_CLASSES = {"video_fg_ari": metrics.VideoARI, "image_fg_ari": metrics.ImageARI,
-                  "video_mbo": metrics.VideoMBO, "image_mbo": metrics.ImageMBO}
 
 
 def compose_ocl(experiment: str, *overrides: str):
@@ -108,7 +106,7 @@ def test_ocl_train_then_ocl_eval_reports_the_plugin_metrics(tmp_path: Path) -> N
     prefix = "models.method.model."
     model.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
     model.eval()
-    scores = {name: cls(ignore_background=True) for name, cls in METRIC_CLASSES.items()}
+    scores = {name: cls(ignore_background=True) for name, cls in metrics.METRICS.items()}
     datamodule = standalone.build_datamodule("srl/synthetic", overrides)
     with torch.no_grad():
         for batch in datamodule.val_dataloader():
@@ -166,6 +164,52 @@ def test_compat_fixes_make_the_affected_ocl_parts_work() -> None:
     segmentation = ocl.visualizations.Segmentation(n_instances=1)
     colours = segmentation._get_cmap(5)
     assert len(colours) == 5 and all(len(colour) == 3 for colour in colours)
+
+
+@pytest.mark.parametrize("ignore_background", [True, False])
+def test_ocl_video_metrics_equal_the_plugin_metrics(ignore_background: bool) -> None:
+    from ocl.metrics import ARIMetric, AverageBestOverlapMetric
+
+    generator = torch.Generator().manual_seed(3)
+    soft = torch.rand(3, 4, 5, 16, generator=generator).softmax(dim=2)
+    labels = torch.randint(0, 4, (3, 4, 12, 12), generator=generator)
+    true = torch.nn.functional.one_hot(labels, 4).permute(0, 1, 4, 2, 3).float()
+    if not ignore_background:  # YT-VIS layout: no background channel, unlabelled pixels all-zero
+        true = true[:, :, 1:]
+    hard = metrics.hard_masks_from_soft(soft, (12, 12))
+    pairs = ((ARIMetric(foreground=ignore_background), metrics.VideoARI(ignore_background=ignore_background)),
+             (AverageBestOverlapMetric(ignore_background=ignore_background),
+              metrics.VideoMBO(ignore_background=ignore_background)))
+    for theirs, ours in pairs:
+        theirs.update(hard, true)
+        ours.update(hard, true)
+        torch.testing.assert_close(theirs.compute().double(), ours.compute(), rtol=1e-12, atol=1e-12)
+
+
+def test_ocl_timm_extractor_works_beside_the_plugin_with_timm_1() -> None:
+    import timm
+    from ocl.feature_extractors.timm import TimmFeatureExtractor
+
+    assert int(timm.__version__.split(".")[0]) >= 1
+    extractor = TimmFeatureExtractor("vit_tiny_patch16_224", feature_level="block2", aux_features=["key2"],
+                                     pretrained=False, freeze=True)
+    features, positions, aux = extractor.forward_images(torch.rand(2, 3, 224, 224))
+    assert features.shape == (2, 196, 192) and positions.shape == (196, 2)
+    assert aux["key2"].shape == (2, 196, 192)
+    with pytest.raises(ValueError, match="ParallelBlock"):  # timm 1.x's parallel blocks are refused, as in OCL
+        TimmFeatureExtractor("vit_small_patch16_18x2_224", feature_level="key1", pretrained=False)
+
+
+def test_importing_the_plugin_fixes_plain_library_use_of_ocl(tmp_path: Path) -> None:
+    script = (
+        "import srl_plugin.ocl, ocl.feature_extractors.timm, ocl.scheduling, torch\n"
+        "optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)\n"
+        "ocl.scheduling.cosine_annealing_with_optional_warmup(optimizer, T_max=10, warmup_steps=2)\n"
+        "print(sorted(getattr(ocl, srl_plugin.ocl.compat.APPLIED_FLAG)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ocl.scheduling._CosineAnnealingWithWarmup.__init__" in result.stdout
 
 
 def test_input_video_visualisation_is_skipped_for_feature_batches() -> None:

@@ -8,6 +8,8 @@ resolver, applies the runtime compatibility fixes of :mod:`srl_plugin.ocl.compat
 """
 from __future__ import annotations
 
+import sys
+
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
@@ -19,11 +21,9 @@ class SRLPluginSearchPathPlugin(SearchPathPlugin):
     """Appends ``pkg://srl_plugin.configs.ocl`` (experiments ``srl/``, ``slotcontrast/``, ``videosaur/``) for OCL."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        from srl_plugin.ocl.compat import apply_if_ocl_loaded, ocl_loaded
-        from srl_plugin.ocl.standalone import register_resolver
-
-        if not ocl_loaded():
+        if "ocl" not in sys.modules:
             return
+        from srl_plugin.ocl.standalone import register_resolver  # importing srl_plugin.ocl applies compat's fixes
+
         register_resolver()
-        apply_if_ocl_loaded()
         search_path.append(provider=SEARCH_PATH_PROVIDER, path=OCL_CONFIGS)

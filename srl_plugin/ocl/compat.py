@@ -1,20 +1,25 @@
 """Runtime compatibility fixes for OCL (upstream HEAD 0a97292) on a current stack.
 
-They are applied by the Hydra search-path plugin (``hydra_plugins/srl_plugin_searchpath``) when the running
-Hydra app has already imported ``ocl`` (``ocl_train``, ``ocl_eval``); they change OCL's module attributes only,
-never numpy, matplotlib or torch themselves:
+They are applied when ``srl_plugin.ocl`` is imported in an environment where OCL is installed, and by the Hydra
+search-path plugin (``hydra_plugins/srl_plugin_searchpath``) when the running Hydra app has imported ``ocl``
+(``ocl_train``, ``ocl_eval``). They change OCL's module attributes only, never numpy, matplotlib, timm or
+torch themselves:
 
 - ``ocl.scheduling._CosineAnnealingWithWarmup`` passes ``verbose`` positionally to ``_LRScheduler``, which
   torch >= 2.7 no longer accepts (TypeError in ``cosine_annealing_with_optional_warmup``).
 - ``ocl.preprocessing`` uses ``numpy.NaN`` (removed in numpy 2) in ``MaskInstances``.
 - ``ocl.visualizations.Segmentation`` uses ``matplotlib.cm.get_cmap`` (removed in matplotlib 3.9); the
   optical-flow visualisation uses ``np.math`` (removed in numpy 2).
+- ``ocl.feature_extractors.timm`` (OCL's timm extractor, written for timm 0.6) decorates its models with
+  ``timm.models.registry.register_model``; timm 1.x still ships that module as a deprecated alias but no longer
+  imports it, so it is imported before OCL's extractor. The extractor's ``timm.models.vision_transformer.ParallelBlock``
+  (timm 1.x: ``ParallelThingsBlock`` / ``ParallelScalingBlock``) is given to it through its own ``timm`` name.
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
-import sys
 import types
 from typing import Any
 
@@ -89,6 +94,25 @@ def _patch_get_cmap() -> bool:
     return True
 
 
+def _patch_timm_extractor() -> bool:
+    import timm
+    import timm.models.registry  # noqa: F401  (timm 1.x's alias module; OCL's extractor reads it at import)
+    import timm.models.vision_transformer as vision_transformer
+
+    import ocl.feature_extractors.timm as ocl_timm
+
+    if hasattr(vision_transformer, "ParallelBlock"):
+        return False
+    parallel_blocks = (vision_transformer.ParallelThingsBlock, vision_transformer.ParallelScalingBlock)
+    ocl_timm.timm = _ModuleWithAliases(
+        timm,
+        models=_ModuleWithAliases(
+            timm.models, vision_transformer=_ModuleWithAliases(vision_transformer, ParallelBlock=parallel_blocks)
+        ),
+    )
+    return True
+
+
 def apply_patches() -> list[str]:
     """Applies the fixes that the installed versions need (once) and returns their names."""
     import ocl
@@ -101,15 +125,17 @@ def apply_patches() -> list[str]:
     patched.extend(_patch_numpy_aliases())
     if _patch_get_cmap():
         patched.append("ocl.visualizations.Segmentation._get_cmap")
+    if _patch_timm_extractor():
+        patched.append("ocl.feature_extractors.timm.timm.models.vision_transformer.ParallelBlock")
     setattr(ocl, APPLIED_FLAG, tuple(patched))
     return patched
 
 
-def ocl_loaded() -> bool:
-    """Whether the running process has imported OCL (true inside ``ocl_train`` / ``ocl_eval``)."""
-    return "ocl" in sys.modules
+def ocl_installed() -> bool:
+    """Whether OCL can be imported (its ``ocl.scheduling`` module is found; the unrelated PyPI ``ocl`` lacks it)."""
+    return importlib.util.find_spec("ocl") is not None and importlib.util.find_spec("ocl.scheduling") is not None
 
 
-def apply_if_ocl_loaded() -> list[str]:
-    """:func:`apply_patches` when OCL is loaded; otherwise nothing (OCL is never imported from here)."""
-    return apply_patches() if ocl_loaded() else []
+def apply_if_ocl_installed() -> list[str]:
+    """:func:`apply_patches` when OCL is installed; otherwise nothing."""
+    return apply_patches() if ocl_installed() else []

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from srl_plugin import runtime
+from srl_plugin import metrics, runtime
 
 
 class MethodModel(nn.Module):
@@ -67,8 +67,11 @@ class MethodModel(nn.Module):
         Returns:
             The model's outputs (``slots`` (B, T, K, D), ``decoder_masks`` (B, T, K, N), ...; omitted when
             ``stream_frames`` splits an evaluation pass) plus ``eval_masks`` (B', T', K, N) (what the metrics
-            score), ``eval_true_masks`` (B', T', C, H, W) (``masks`` cut like ``eval_masks``; only when
-            ``masks`` is given), ``mask_grid`` (B', T', K, h, w) (``eval_masks`` on the patch grid, for
+            score), ``eval_true_masks`` (B', T', C, H, W) (``masks`` cut like ``eval_masks``) and
+            ``eval_hard_masks`` (B', T', K, H, W) (``eval_masks`` upsampled to the ground truth and one-hot
+            encoded by :func:`srl_plugin.metrics.hard_masks_from_soft`, what OCL's ``ARIMetric`` /
+            ``AverageBestOverlapMetric`` and the per-frame metrics score; both only when ``masks`` is given),
+            ``mask_grid`` (B', T', K, h, w) (``eval_masks`` on the patch grid, for
             visualisation), ``losses`` (unweighted active losses), ``weighted_losses`` (name -> weight * loss,
             summing to the model's total) and ``loss_names`` (every configured loss). In eval mode (like
             ``srl-eval``) no loss is computed: ``losses`` is empty and every ``weighted_losses`` entry is NaN,
@@ -99,6 +102,7 @@ class MethodModel(nn.Module):
             weighted = {name: eval_masks.new_full((), float("nan")) for name in weights}
         if masks is not None:
             outputs["eval_true_masks"] = masks
+            outputs["eval_hard_masks"] = metrics.hard_masks_from_soft(eval_masks, tuple(masks.shape[-2:]))
         outputs.update(
             eval_masks=eval_masks,
             mask_grid=eval_masks.unflatten(-1, tuple(self.model.patch_grid)),
