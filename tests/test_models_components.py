@@ -94,7 +94,12 @@ def test_initializers() -> None:
     assert slots.shape == (3, 5, 8) and torch.equal(slots[0], slots[2])
     random = RandomInit(5, 8)
     sampled = random.eval()(3)
-    assert sampled.shape == (3, 5, 8) and not torch.equal(sampled, random(3))
+    assert sampled.shape == (3, 5, 8) and torch.equal(sampled, random(3))  # seeded in eval: repeatable
+    assert not torch.equal(sampled, RandomInit(5, 8, eval_seed=1).eval()(3))
+    trained = random.train()(3)
+    assert not torch.equal(trained, random(3)) and not torch.equal(trained, sampled)
+    unseeded = RandomInit(5, 8, eval_seed=None).eval()
+    assert not torch.equal(unseeded(3), unseeded(3))
 
 
 def test_slot_attention_outputs() -> None:
