@@ -290,7 +290,10 @@ def test_hard_eval_masks_are_the_soft_masks_upsampled_to_the_ground_truth() -> N
     with torch.no_grad():
         out = MethodModel(model)(backbone_features=features, masks=masks)
     torch.testing.assert_close(out["eval_hard_masks"], metrics.hard_masks_from_soft(out["eval_masks"], (8, 6)))
-    assert out["eval_hard_masks"].shape == (2, 3, 3, 8, 6)
+    assert out["eval_hard_masks"].shape == (2, 3, 3, 8, 6) and out["eval_videos"].item() == 2
+    with torch.no_grad():
+        chunked = MethodModel(model, independent_chunks=1)(backbone_features=features, masks=masks)
+    assert chunked["eval_videos"].item() == 2 and chunked["eval_chunks"].item() == 6
 
 
 def test_batch_size_is_added_to_every_batch() -> None:
@@ -337,3 +340,28 @@ def test_compat_does_nothing_without_ocl(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_module_alias_adds_attributes_and_forwards_the_rest() -> None:
     alias = compat._ModuleWithAliases(math, NaN=float("nan"))
     assert math.isnan(alias.NaN) and alias.pi == math.pi and not hasattr(math, "NaN")
+
+
+# --- errors in OCL's terms ------------------------------------------------------------------------------
+
+
+def test_missing_weights_name_the_ocl_override(tmp_path: Path) -> None:
+    overrides = [f"model.backbone.weights_path={tmp_path / 'absent.safetensors'}", "model.num_slots=5"]
+    with pytest.raises(FileNotFoundError) as raised:
+        standalone.build_model("srl/movi_c", overrides)
+    assert (
+        "ocl_train +experiment=srl/movi_c \"experiment.srl.overrides=['model.num_slots=5',"
+        "'model.backbone.weights_path=/abs/path/to/weights.safetensors']\""
+    ) in str(raised.value)
+
+
+def test_missing_shards_name_the_ocl_override(tmp_path: Path) -> None:
+    from srl_plugin.data.shards import MissingShardsError
+    from srl_plugin.ocl.data import OCLVideoDataModule
+
+    datamodule = OCLVideoDataModule("srl/movi_c", [f"data.root={tmp_path}"])
+    with pytest.raises(MissingShardsError) as raised:
+        datamodule.val_dataloader()
+    assert (
+        "ocl_train +experiment=srl/movi_c \"experiment.srl.overrides=['data.root=/abs/path/to/the/shards']\""
+    ) in str(raised.value)

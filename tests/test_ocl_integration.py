@@ -20,7 +20,7 @@ ocl_train_module = pytest.importorskip("ocl.cli.train")
 import hydra  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from srl_plugin import metrics  # noqa: E402
+from srl_plugin import metrics, runtime  # noqa: E402
 from srl_plugin.ocl import compat, standalone  # noqa: E402
 
 pytestmark = pytest.mark.ocl
@@ -90,33 +90,35 @@ def run_script(name: str, args: list[str], cwd: Path) -> subprocess.CompletedPro
 
 
 @pytest.mark.slow
-def test_ocl_train_then_ocl_eval_reports_the_plugin_metrics(tmp_path: Path) -> None:
-    run_script("ocl_train", ["+experiment=srl/synthetic", "trainer.max_steps=2",
+@pytest.mark.parametrize("method", ["srl", "slotcontrast", "videosaur"])
+def test_ocl_train_then_ocl_eval_and_srl_eval_agree_and_share_the_leaderboard(method: str, tmp_path: Path) -> None:
+    run_script("ocl_train", [f"+experiment={method}/synthetic", "trainer.max_steps=2",
                              f"experiment.srl.overrides={TINY_DATA}"], tmp_path)
-    (run_dir,) = (tmp_path / "outputs" / "srl" / "synthetic").iterdir()
-    checkpoint = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    assert checkpoint.is_file()
-    run_script("ocl_eval", [f"train_config_path={run_dir / 'config' / 'config.yaml'}"], tmp_path)
-    report = json.loads((run_dir / "metrics.json").read_text())["metrics"]["val"]
+    (run_dir,) = (tmp_path / "outputs" / method / "synthetic").iterdir()
+    assert (run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    config = f"train_config_path={run_dir / 'config' / 'config.yaml'}"
+    run_script("ocl_eval", [config], tmp_path)
+    run_script("ocl_eval", [config, "report_filename=metrics_repeat.json"], tmp_path)
+    reports = [json.loads((run_dir / name).read_text())["metrics"]["val"]
+               for name in ("metrics.json", "metrics_repeat.json")]
 
-    # The same weights scored by the plugin itself on the same validation videos.
-    overrides = [*TINY_OVERRIDES, f"data.root={tmp_path / 'data' / 'synthetic'}"]
-    model = standalone.build_model("srl/synthetic", overrides)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "models.method.model."
-    model.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
-    model.eval()
-    scores = {name: cls(ignore_background=True) for name, cls in metrics.METRICS.items()}
-    datamodule = standalone.build_datamodule("srl/synthetic", overrides)
-    with torch.no_grad():
-        for batch in datamodule.val_dataloader():
-            soft = model.eval_masks(model(batch["video"]))
-            hard = metrics.hard_masks_from_soft(soft, tuple(batch["masks"].shape[-2:]))
-            for metric in scores.values():
-                metric.update(hard, batch["masks"])
-    for name, metric in scores.items():
-        assert report[name] == pytest.approx(metric.compute().item(), rel=1e-5, abs=1e-7), name
-    assert all(math.isnan(report[name]) for name in ("loss_recon", "loss_sc", "loss_total"))  # not computed in eval
+    # srl-eval reads the ocl_train run directory and scores the same weights on the same videos, twice.
+    srl_eval = [tmp_path / f"srl_eval_{index}.json" for index in range(2)]
+    for out in srl_eval:
+        run_script("srl-eval", [str(run_dir), "--out", str(out)], tmp_path)
+    records = [json.loads(out.read_text()) for out in srl_eval]
+    assert records[0]["step"] == 2 and records[0]["method"] == method
+    for name in metrics.METRICS:
+        assert reports[1][name] == reports[0][name], name  # repeatable (VideoSAUR's slot init is seeded in eval)
+        assert records[1][name] == records[0][name], name
+        assert reports[0][name] == pytest.approx(records[0][name], rel=1e-5, abs=1e-7), name
+    assert reports[0]["num_videos"] == records[0]["num_videos"] == 8
+    assert math.isnan(reports[0]["loss_total"])  # losses are not computed in eval
+
+    board = run_script("srl-compare", [str(run_dir), str(srl_eval[0])], tmp_path).stdout
+    assert f"| {method} | synthetic | ocl_eval | 2 | 8 |" in board and f"| {method} | synthetic | srl-eval | 2 | 8 |" in board
+    model, _ = runtime.load_model(run_dir)  # what srl-infer loads
+    assert not model.training
 
 
 def test_slotcurri_follows_its_curriculum_on_ocl_global_step_and_evaluates_all_slots() -> None:

@@ -9,12 +9,15 @@ plugin's keys (docs/ARCHITECTURE.md "Batches"): route ``input.video``, ``input.m
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pytorch_lightning as pl
 
-from srl_plugin.ocl.standalone import build_datamodule
+from srl_plugin.data.shards import MissingShardsError
+from srl_plugin.ocl.standalone import build_datamodule, ocl_command
+
+_Result = TypeVar("_Result")
 
 _BATCH_TENSORS = ("video", "backbone_features")
 
@@ -53,27 +56,40 @@ class OCLVideoDataModule(pl.LightningDataModule):
     def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
                  eval_batch_size: int | None = None) -> None:
         super().__init__()
+        self.experiment = experiment
+        self.overrides = list(overrides or [])
         self.inner = build_datamodule(experiment, overrides, eval_batch_size)
         self._ready = False
+
+    def _with_ocl_hint(self, step: Callable[[], _Result]) -> _Result:
+        """Runs ``step``; missing shards are reported with the ``ocl_train`` override that points at the data."""
+        try:
+            return step()
+        except MissingShardsError as error:
+            command = ocl_command(self.experiment, self.overrides, "data.root=/abs/path/to/the/shards")
+            raise MissingShardsError(
+                f"{error}\nInside OCL, pass the data folder to the plugin's experiment: {command} "
+                "(or export SRL_DATA_ROOT)"
+            ) from error
 
     def _ensure_ready(self) -> None:
         """``prepare_data`` + ``setup`` of the wrapped module when no trainer drives them (``ocl_eval``)."""
         if self.trainer is None and not self._ready:
-            self.inner.prepare_data()
-            self.inner.setup("validate")
+            self.prepare_data()
+            self._with_ocl_hint(lambda: self.inner.setup("validate"))
             self._ready = True
 
     def prepare_data(self) -> None:
-        self.inner.prepare_data()
+        self._with_ocl_hint(self.inner.prepare_data)
 
     def setup(self, stage: str | None = None) -> None:
         self.inner.trainer = self.trainer
-        self.inner.setup(stage or "fit")
+        self._with_ocl_hint(lambda: self.inner.setup(stage or "fit"))
 
     def train_dataloader(self) -> BatchSizeLoader:
         self._ensure_ready()
-        return BatchSizeLoader(self.inner.train_dataloader())
+        return BatchSizeLoader(self._with_ocl_hint(self.inner.train_dataloader))
 
     def val_dataloader(self) -> BatchSizeLoader:
         self._ensure_ready()
-        return BatchSizeLoader(self.inner.val_dataloader())
+        return BatchSizeLoader(self._with_ocl_hint(self.inner.val_dataloader))

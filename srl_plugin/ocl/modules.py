@@ -70,13 +70,16 @@ class MethodModel(nn.Module):
             score), ``eval_true_masks`` (B', T', C, H, W) (``masks`` cut like ``eval_masks``) and
             ``eval_hard_masks`` (B', T', K, H, W) (``eval_masks`` upsampled to the ground truth and one-hot
             encoded by :func:`srl_plugin.metrics.hard_masks_from_soft`, what OCL's ``ARIMetric`` /
-            ``AverageBestOverlapMetric`` and the per-frame metrics score; both only when ``masks`` is given),
+            ``AverageBestOverlapMetric`` and the per-frame metrics score), ``eval_videos`` (0-dim, ``B``, the
+            videos scored) and ``eval_chunks`` (0-dim, ``B'``, the samples scored; these four only when
+            ``masks`` is given),
             ``mask_grid`` (B', T', K, h, w) (``eval_masks`` on the patch grid, for
             visualisation), ``losses`` (unweighted active losses), ``weighted_losses`` (name -> weight * loss,
             summing to the model's total) and ``loss_names`` (every configured loss). In eval mode (like
             ``srl-eval``) no loss is computed: ``losses`` is empty and every ``weighted_losses`` entry is NaN,
             and with ``independent_chunks`` ``B' = B * floor(T / c)``, ``T' = c``; otherwise ``B' = B``, ``T' = T``.
         """
+        videos = None if masks is None else masks.shape[0]
         batch = {"video": video, "backbone_features": backbone_features, "backbone_keys": backbone_keys}
         inputs = runtime.model_inputs({name: value for name, value in batch.items() if value is not None})
         weights = self.model.loss_weights
@@ -103,6 +106,8 @@ class MethodModel(nn.Module):
         if masks is not None:
             outputs["eval_true_masks"] = masks
             outputs["eval_hard_masks"] = metrics.hard_masks_from_soft(eval_masks, tuple(masks.shape[-2:]))
+            outputs["eval_videos"] = masks.new_tensor(float(videos))
+            outputs["eval_chunks"] = masks.new_tensor(float(masks.shape[0]))
         outputs.update(
             eval_masks=eval_masks,
             mask_grid=eval_masks.unflatten(-1, tuple(self.model.patch_grid)),

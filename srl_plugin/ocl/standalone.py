@@ -24,6 +24,7 @@ from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from srl_plugin.runtime import build_model as build_runtime_model
@@ -109,9 +110,31 @@ def _absolute_data_root(root: Any) -> Any:
     return os.path.normpath(os.path.join(base, root))
 
 
+def ocl_command(experiment: str, overrides: Sequence[str] | ListConfig | None, *extra: str) -> str:
+    """The ``ocl_train`` command line that runs ``experiment`` with its overrides plus ``extra`` (OCL's syntax);
+    an override of a key that ``extra`` sets is left out."""
+    replaced = {item.split("=", 1)[0] for item in extra}
+    kept = [item for item in _as_overrides(overrides) if item.split("=", 1)[0] not in replaced]
+    items = ",".join(_quoted(item) for item in (*kept, *extra))
+    return f'ocl_train +experiment={experiment} "experiment.srl.overrides=[{items}]"'
+
+
 def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
-    """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node)."""
-    return build_runtime_model(standalone_config(experiment, overrides))
+    """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node).
+
+    Raises:
+        FileNotFoundError: the pretrained backbone weights are missing; the message names the override to
+            pass in ``ocl_train``'s syntax.
+    """
+    try:
+        return build_runtime_model(standalone_config(experiment, overrides))
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, FileNotFoundError):
+            raise
+        command = ocl_command(experiment, overrides, "model.backbone.weights_path=/abs/path/to/weights.safetensors")
+        raise FileNotFoundError(
+            f"{error.__cause__}\nInside OCL, pass the weights file to the plugin's experiment: {command}"
+        ) from error
 
 
 def _quoted(value: str) -> str:
@@ -119,20 +142,29 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def build_datamodule(experiment: str, overrides: Sequence[str] | None = None,
-                     eval_batch_size: int | None = None) -> Any:
-    """The standalone experiment's datamodule, built as ``srl-train`` builds it.
+def run_config(experiment: str, overrides: Sequence[str] | None = None,
+               eval_batch_size: int | None = None) -> DictConfig:
+    """:func:`standalone_config` as the OCL run uses it.
 
-    That is its ``VideoDataModule`` (``data`` node), or the feature-cache datamodule when the experiment sets
-    ``features: cached``. A relative ``data.root`` is made absolute against the directory the OCL command was
-    started from; ``eval_batch_size`` replaces ``data.val_batch_size``.
+    A relative ``data.root`` is made absolute against the directory the OCL command was started from;
+    ``eval_batch_size`` replaces ``data.val_batch_size``.
     """
-    from srl_plugin.training.runner import build_datamodule as build
-
     extra = list(_as_overrides(overrides))
     root = standalone_value(experiment, "data.root", overrides)
     if _absolute_data_root(root) != root:
         extra.append(f"data.root={_quoted(_absolute_data_root(root))}")
     if eval_batch_size is not None:
         extra.append(f"data.val_batch_size={int(eval_batch_size)}")
-    return build(standalone_config(experiment, extra))
+    return standalone_config(experiment, extra)
+
+
+def build_datamodule(experiment: str, overrides: Sequence[str] | None = None,
+                     eval_batch_size: int | None = None) -> Any:
+    """The standalone experiment's datamodule (:func:`run_config`), built as ``srl-train`` builds it.
+
+    That is its ``VideoDataModule`` (``data`` node), or the feature-cache datamodule when the experiment sets
+    ``features: cached``.
+    """
+    from srl_plugin.training.runner import build_datamodule as build
+
+    return build(run_config(experiment, overrides, eval_batch_size))

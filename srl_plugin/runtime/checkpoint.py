@@ -6,9 +6,13 @@ Format (written by ``srl-train`` and ``srl-import-checkpoint``): a Lightning che
 - ``frozen_backbone`` (only when the backbone was left out): ``{"model_name", "weights_sha256"}``, checked
   against the rebuilt backbone when the checkpoint is loaded or resumed;
 - ``hyper_parameters``: ``{"config": <resolved experiment config as a plain dict>}`` (self-contained);
-- ``global_step``: optimizer steps done.
+- ``global_step``: optimizer steps done;
+- ``model_prefix`` (optional, default ``model.``): the prefix of the method model's weights in ``state_dict``;
+  ``ocl_train`` checkpoints of the plugin's experiments carry ``models.method.model.`` and the config
+  (``srl_plugin.ocl.checkpoints``), so every front door reads them too.
 A run directory keeps them in ``<output_dir>/checkpoints/``: the newest ``checkpoint.keep_last`` of the
-``step_<N>.ckpt`` files and ``last.ckpt`` (the newest). Weights holding NaN or Inf are never written, and
+``step_<N>.ckpt`` files and ``last.ckpt`` (the newest); an ``ocl_train`` run directory keeps them in
+``lightning_logs/version_<V>/checkpoints/``. Weights holding NaN or Inf are never written, and
 loading refuses them.
 """
 from __future__ import annotations
@@ -35,6 +39,8 @@ LAST_CHECKPOINT = "last.ckpt"
 MODEL_PREFIX = "model."
 BACKBONE_PREFIX = "backbone."
 BACKBONE_RECORD = "frozen_backbone"
+MODEL_PREFIX_RECORD = "model_prefix"
+OCL_CHECKPOINTS = "lightning_logs/version_*/checkpoints"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -85,14 +91,24 @@ def write_failure(target: Path, error: BaseException) -> CheckpointError:
     )
 
 
+def _ocl_last_checkpoint(run_dir: Path) -> Path | None:
+    """``lightning_logs/version_<V>/checkpoints/last.ckpt`` of an ``ocl_train`` run (highest ``V``), if any."""
+    found = [path / LAST_CHECKPOINT for path in run_dir.glob(OCL_CHECKPOINTS) if (path / LAST_CHECKPOINT).is_file()]
+    return max(found, key=lambda path: int(path.parent.parent.name.removeprefix("version_")), default=None)
+
+
 def checkpoint_path(path_or_run_dir: str | Path) -> Path:
-    """The checkpoint file of a run directory (``checkpoints/last.ckpt``) or the given ``.ckpt`` file."""
+    """The checkpoint file of a run directory (``checkpoints/last.ckpt``, or ``ocl_train``'s
+    ``lightning_logs/version_<V>/checkpoints/last.ckpt``) or the given ``.ckpt`` file."""
     path = Path(path_or_run_dir).expanduser()
     if path.is_dir():
         candidate = path / CHECKPOINT_SUBDIR / LAST_CHECKPOINT
         if not candidate.is_file():
+            candidate = _ocl_last_checkpoint(path)
+        if candidate is None:
             raise FileNotFoundError(
-                f"run directory {path} has no {CHECKPOINT_SUBDIR}/{LAST_CHECKPOINT}; train into it with "
+                f"run directory {path} has no {CHECKPOINT_SUBDIR}/{LAST_CHECKPOINT} (srl-train) or "
+                f"{OCL_CHECKPOINTS}/{LAST_CHECKPOINT} (ocl_train); train into it with "
                 f"`srl-train output_dir={path}` or pass a .ckpt file"
             )
         return candidate
@@ -115,15 +131,17 @@ def read_checkpoint(path_or_run_dir: str | Path, map_location: Any = "cpu", mmap
             f"{path} is not a readable torch checkpoint ({torch_load_reason(error)}); it is corrupted, truncated "
             "(e.g. an interrupted copy) or not a checkpoint"
         ) from error
-    config = checkpoint.get("hyper_parameters", {}).get("config") if isinstance(checkpoint, dict) else None
-    state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    is_dict = isinstance(checkpoint, dict)
+    config = (checkpoint.get("hyper_parameters") or {}).get("config") if is_dict else None
+    state_dict = checkpoint.get("state_dict") if is_dict else None
+    prefix = checkpoint.get(MODEL_PREFIX_RECORD, MODEL_PREFIX) if is_dict else MODEL_PREFIX
     if not isinstance(config, dict) or not isinstance(state_dict, dict) or not any(
-        key.startswith(MODEL_PREFIX) for key in state_dict
+        key.startswith(prefix) for key in state_dict
     ):
         raise CheckpointError(
-            f"{path} is not an srl-plugin checkpoint: it needs 'state_dict' with 'model.*' weights and "
-            "'hyper_parameters': {'config': ...}. Train with srl-train or convert an official checkpoint with "
-            "srl-import-checkpoint"
+            f"{path} is not an srl-plugin checkpoint: it needs 'state_dict' with '{prefix}*' weights and "
+            "'hyper_parameters': {'config': ...}. Train with srl-train (or ocl_train +experiment=<method>/<dataset> "
+            "of this plugin) or convert an official checkpoint with srl-import-checkpoint"
         )
     return checkpoint
 
@@ -140,10 +158,9 @@ def check_finite(checkpoint: Mapping[str, Any], path: str | Path) -> None:
 
 
 def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The method model's weights (``model.`` prefix removed)."""
-    return {
-        key[len(MODEL_PREFIX) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(MODEL_PREFIX)
-    }
+    """The method model's weights (``model.`` prefix, or the checkpoint's ``model_prefix``, removed)."""
+    prefix = checkpoint.get(MODEL_PREFIX_RECORD, MODEL_PREFIX)
+    return {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
 
 
 def checkpoint_dict(model: nn.Module, config: Mapping[str, Any], global_step: int = 0) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """Leaderboards of evaluated runs (`metrics.json` records) as Markdown, CSV and JSON, with the published
-numbers of docs/METHODS.md §8 alongside on request."""
+numbers of docs/METHODS.md §8 alongside on request.
+
+Records come from `srl-eval` or from OCL's `ocl_eval` run on one of this plugin's OCL experiments
+(`{"train_config_path", "checkpoint_path", "metrics": {"val": {...}}}`); the latter are turned into the same
+fields (method and dataset from the run's `experiment.srl.name`, step and protocol from the checkpoint), and
+the column `evaluated by` tells the two apart."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from omegaconf import OmegaConf
+
+from srl_plugin.runtime import read_checkpoint
 from srl_plugin.training.evaluate import METRIC_NAMES, METRICS_FILE
 
 METRIC_LABELS = {
@@ -16,8 +24,10 @@ METRIC_LABELS = {
     "image_fg_ari": "image FG-ARI",
     "image_mbo": "image mBO",
 }
-BASE_COLUMNS = ("method", "dataset", "step", "protocol", "scored")
+BASE_COLUMNS = ("method", "dataset", "evaluated_by", "step", "protocol", "scored")
 RECORD_FIELDS = ("method", "dataset", "step", "num_videos")
+SRL_EVAL, OCL_EVAL = "srl-eval", "ocl_eval"
+OCL_REPORT_FIELDS = ("train_config_path", "checkpoint_path", "metrics")
 PUBLISHED_COLUMNS = ("published_fg_ari", "published_mbo", "published_source")
 
 # Video FG-ARI / mBO in percent (docs/METHODS.md §8.1 from the repositories; §8.2 where nothing primary exists;
@@ -54,13 +64,42 @@ def metrics_path(run: str | Path) -> Path:
     return candidate
 
 
+def record_from_ocl_report(report: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The leaderboard record of an ``ocl_eval`` report of one of this plugin's OCL experiments."""
+    config_path = Path(str(report["train_config_path"]))
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{path} names the run config {config_path}, which does not exist")
+    name = OmegaConf.select(OmegaConf.load(config_path), "experiment.srl.name", default=None)
+    if not isinstance(name, str) or name.count("/") != 1:
+        raise ValueError(
+            f"{path} is an ocl_eval report of a run that is not one of srl-plugin's OCL experiments ({config_path} "
+            "has no experiment.srl.name); srl-compare ranks runs of `ocl_train +experiment=<method>/<dataset>`"
+        )
+    values = dict(report["metrics"].get("val", {}))
+    if "num_videos" not in values:
+        raise ValueError(f"{path} has no val/num_videos; evaluate the run with this plugin's current OCL configs")
+    checkpoint = read_checkpoint(str(report["checkpoint_path"]))
+    evaluation = checkpoint["hyper_parameters"]["config"].get("evaluation", {})
+    method, dataset = name.split("/")
+    record = {
+        "method": method, "dataset": dataset, "evaluated_by": OCL_EVAL, "step": int(checkpoint["global_step"]),
+        "checkpoint": str(report["checkpoint_path"]), "protocol": evaluation.get("protocol"),
+        "num_videos": int(round(float(values["num_videos"]))),
+        "num_chunks": int(round(float(values["num_chunks"]))) if evaluation.get("independent_chunks") else None,
+    }
+    record.update({name: values[name] for name in METRIC_NAMES if name in values})
+    return record
+
+
 def load_record(run: str | Path) -> dict[str, Any]:
-    """One run's metrics record, checked for the fields a leaderboard needs."""
+    """One run's metrics record (``srl-eval`` or ``ocl_eval``), checked for the fields a leaderboard needs."""
     path = metrics_path(run)
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if isinstance(record, dict) and all(field in record for field in OCL_REPORT_FIELDS):
+        record = record_from_ocl_report(record, path)
     missing = [field for field in (*RECORD_FIELDS, *METRIC_NAMES) if not isinstance(record, dict) or field not in record]
     if missing:
         raise ValueError(f"{path} lacks the field(s) {missing}; rewrite it with `srl-eval`")
@@ -79,7 +118,9 @@ def leaderboard_rows(records: Iterable[Mapping[str, Any]], published: bool = Fal
     written before protocols were recorded show the protocol as `unrecorded`."""
     rows = []
     for record in records:
-        row: dict[str, Any] = {column: record[column] for column in ("method", "dataset", "step")}
+        row: dict[str, Any] = {column: record[column] for column in ("method", "dataset")}
+        row["evaluated_by"] = record.get("evaluated_by", SRL_EVAL)
+        row["step"] = record["step"]
         row["protocol"] = record.get("protocol", "unrecorded")
         row["scored"] = scored_text(record)
         row.update({name: 100.0 * float(record[name]) for name in METRIC_NAMES})
@@ -91,8 +132,8 @@ def leaderboard_rows(records: Iterable[Mapping[str, Any]], published: bool = Fal
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Column order: method, dataset, step, protocol, what was scored, the four metrics, then the published
-    ones if present."""
+    """Column order: method, dataset, evaluator, step, protocol, what was scored, the four metrics, then the
+    published ones if present."""
     columns = [*BASE_COLUMNS, *METRIC_NAMES]
     if rows and PUBLISHED_COLUMNS[0] in rows[0]:
         columns += PUBLISHED_COLUMNS
@@ -118,7 +159,8 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = columns_of(rows)
     lines = [
         "| " + " | ".join(_header(column) for column in columns) + " |",
-        "|" + "|".join("---" if column in ("method", "dataset", "protocol", "scored", "published_source") else "---:" for column in columns)
+        "|" + "|".join("---" if column in ("method", "dataset", "evaluated_by", "protocol", "scored", "published_source")
+                       else "---:" for column in columns)
         + "|",
     ]
     lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in rows]
