@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help=".mp4/.webm video, folder of frames, or webdataset shard (.tar)")
     parser.add_argument(
-        "--checkpoint", required=True, help="srl-plugin checkpoint or run directory (srl-train, srl-import-checkpoint)"
+        "--checkpoint", required=True,
+        help="srl-plugin checkpoint or run directory (srl-train, ocl_train, srl-import-checkpoint)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--window", type=int, default=8, help="frames per model call (memory bound); default 8")

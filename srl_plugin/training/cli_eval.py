@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srl-eval", description=__doc__, epilog=TRACEBACK_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", help="run directory (uses checkpoints/last.ckpt) or a .ckpt file")
+    parser.add_argument("checkpoint", help="run directory of srl-train or ocl_train (its last.ckpt) or a .ckpt file")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value (data.*, evaluation.*, trainer.*)")
     parser.add_argument("--out", type=Path, default=None, help="metrics file (default: <run dir>/metrics.json)")
     return parser
