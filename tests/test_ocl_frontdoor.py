@@ -288,11 +288,11 @@ def test_hard_eval_masks_are_the_soft_masks_upsampled_to_the_ground_truth() -> N
     features = torch.randn(2, 3, 16, 16)
     masks = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 3, 8, 6)), 3).permute(0, 1, 4, 2, 3).float()
     with torch.no_grad():
-        out = MethodModel(model)(backbone_features=features, masks=masks)
+        out = MethodModel(model).eval()(backbone_features=features, masks=masks)
     torch.testing.assert_close(out["eval_hard_masks"], metrics.hard_masks_from_soft(out["eval_masks"], (8, 6)))
     assert out["eval_hard_masks"].shape == (2, 3, 3, 8, 6) and out["eval_videos"].item() == 2
     with torch.no_grad():
-        chunked = MethodModel(model, independent_chunks=1)(backbone_features=features, masks=masks)
+        chunked = MethodModel(model, independent_chunks=1).eval()(backbone_features=features, masks=masks)
     assert chunked["eval_videos"].item() == 2 and chunked["eval_chunks"].item() == 6
 
 
