@@ -184,6 +184,30 @@ def test_build_model_uses_the_standalone_model_node() -> None:
     assert model.loss_weights["loss_sc"] == standalone.standalone_value("srl/synthetic", "model.sc_weight")
 
 
+def test_a_saved_experiment_is_read_instead_of_the_installed_configs(tmp_path: Path) -> None:
+    from srl_plugin.ocl.saved_config import EmbedStandaloneConfig
+    from srl_plugin.runtime import resolved_container
+
+    run = tmp_path / "run"
+    (run / "config").mkdir(parents=True)
+    composed = {"experiment": {"srl": {"name": "srl/synthetic", "overrides": ["model.num_slots=4"], "config": None}},
+                "lr": "${srl_standalone:optimizer.lr}"}
+    (run / "config" / "config.yaml").write_text(yaml.safe_dump(composed))
+    hydra_node = {"hydra": {"output_subdir": "config", "runtime": {"output_dir": str(run)}}}
+    EmbedStandaloneConfig().on_job_start(OmegaConf.create(hydra_node))
+    saved = OmegaConf.load(run / "config" / "config.yaml")
+    assert saved.experiment.srl.config == resolved_container(
+        standalone.run_config("srl/synthetic", ["model.num_slots=4"]))
+
+    # The saved experiment wins over the installed configs: change it and the run follows.
+    saved.experiment.srl.config.optimizer.lr = 0.125
+    saved.experiment.srl.config.model.num_slots = 3
+    standalone.register_resolver()
+    assert saved.lr == 0.125
+    model = standalone.build_model("srl/synthetic", config=saved.experiment.srl.config)
+    assert model.num_slots == 3
+
+
 def test_build_datamodule_builds_what_srl_train_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from srl_plugin.cache.experiment import build_cached_datamodule
     from srl_plugin.data.datamodule import VideoDataModule

@@ -96,6 +96,8 @@ def test_ocl_train_then_ocl_eval_and_srl_eval_agree_and_share_the_leaderboard(me
                              f"experiment.srl.overrides={TINY_DATA}"], tmp_path)
     (run_dir,) = (tmp_path / "outputs" / method / "synthetic").iterdir()
     assert (run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    saved = OmegaConf.load(run_dir / "config" / "config.yaml")  # self-contained: the experiment is in it
+    assert saved.experiment.srl.config.method == method and "model" in saved.experiment.srl.config
     config = f"train_config_path={run_dir / 'config' / 'config.yaml'}"
     run_script("ocl_eval", [config], tmp_path)
     run_script("ocl_eval", [config, "report_filename=metrics_repeat.json"], tmp_path)

@@ -24,16 +24,18 @@ class PluginCheckpointFields(pytorch_lightning.Callback):
         experiment: the standalone experiment (``experiment.srl.name``, e.g. ``srl/movi_c``).
         overrides: its Hydra overrides (``experiment.srl.overrides``).
         model_prefix: where the method model's weights sit in OCL's state dict.
+        config: the run's saved, resolved experiment (``experiment.srl.config``), used instead of composing.
     """
 
     def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
-                 model_prefix: str = "models.method.model.") -> None:
+                 model_prefix: str = "models.method.model.", config: Any = None) -> None:
         self.experiment = experiment
         self.overrides = list(overrides or [])
         self.model_prefix = model_prefix
+        self.config = config
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Adds the fields in place (Lightning calls this for every checkpoint it writes)."""
-        config = resolved_container(run_config(self.experiment, self.overrides))
+        config = resolved_container(run_config(self.experiment, self.overrides, config=self.config))
         checkpoint.setdefault("hyper_parameters", {})["config"] = config
         checkpoint[MODEL_PREFIX_RECORD] = self.model_prefix

@@ -51,14 +51,15 @@ class OCLVideoDataModule(pl.LightningDataModule):
         experiment: standalone experiment, e.g. ``srl/movi_c`` (``configs/experiment/srl/movi_c.yaml``).
         overrides: Hydra overrides of the standalone config, e.g. ``["data.root=/data/movi_c"]``.
         eval_batch_size: replaces the validation batch size (set by ``ocl_eval eval_batch_size=...``).
+        config: the run's saved, resolved experiment (``experiment.srl.config``), used instead of composing.
     """
 
     def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
-                 eval_batch_size: int | None = None) -> None:
+                 eval_batch_size: int | None = None, config: Any = None) -> None:
         super().__init__()
         self.experiment = experiment
         self.overrides = list(overrides or [])
-        self.inner = build_datamodule(experiment, overrides, eval_batch_size)
+        self.inner = build_datamodule(experiment, overrides, eval_batch_size, config)
         self._ready = False
 
     def _with_ocl_hint(self, step: Callable[[], _Result]) -> _Result:

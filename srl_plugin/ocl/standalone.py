@@ -11,6 +11,10 @@ optional Hydra overrides, and read values from it:
 - :func:`build_model` / :func:`build_datamodule`: the experiment's model (``model`` node) and datamodule
   (``data`` node, or the feature cache with ``features: cached``), built as ``srl-train`` builds them.
 
+A run's saved ``config/config.yaml`` holds the resolved experiment under ``experiment.srl.config``
+(:mod:`srl_plugin.ocl.saved_config`); when that node is set, the resolver and the builders read it instead of
+composing the installed plugin's configs, so ``ocl_eval`` evaluates exactly what was trained.
+
 OCL's Hydra app is already running when these are evaluated, so composition happens with Hydra's global state
 set aside and restored afterwards.
 """
@@ -90,6 +94,12 @@ def _resolve(key: str, *, _root_: DictConfig) -> Any:
             f"${{{RESOLVER_NAME}:{key}}} needs experiment.srl.name (the standalone experiment, e.g. srl/movi_c) in "
             "the OCL config; list /experiment/_srl_plugin_base in the experiment's defaults"
         )
+    embedded = OmegaConf.select(selected, "config", default=None)
+    if embedded is not None:
+        value = OmegaConf.select(embedded, key, default=_MISSING)
+        if value is _MISSING:
+            raise KeyError(f"the run's saved experiment (experiment.srl.config) has no key '{key}'")
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
     return standalone_value(selected.name, key, OmegaConf.select(selected, "overrides"))
 
 
@@ -119,15 +129,16 @@ def ocl_command(experiment: str, overrides: Sequence[str] | ListConfig | None, *
     return f'ocl_train +experiment={experiment} "experiment.srl.overrides=[{items}]"'
 
 
-def build_model(experiment: str, overrides: Sequence[str] | None = None) -> Any:
-    """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node).
+def build_model(experiment: str, overrides: Sequence[str] | None = None, config: Any = None) -> Any:
+    """The method model of the standalone experiment, built as ``srl-train`` builds it (``model`` node);
+    from ``config`` (a run's saved, resolved experiment) when given.
 
     Raises:
         FileNotFoundError: the pretrained backbone weights are missing; the message names the override to
             pass in ``ocl_train``'s syntax.
     """
     try:
-        return build_runtime_model(standalone_config(experiment, overrides))
+        return build_runtime_model(run_config(experiment, overrides, config=config))
     except InstantiationException as error:
         if not isinstance(error.__cause__, FileNotFoundError):
             raise
@@ -142,13 +153,18 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def run_config(experiment: str, overrides: Sequence[str] | None = None,
-               eval_batch_size: int | None = None) -> DictConfig:
-    """:func:`standalone_config` as the OCL run uses it.
+def run_config(experiment: str, overrides: Sequence[str] | None = None, eval_batch_size: int | None = None,
+               config: Any = None) -> DictConfig:
+    """:func:`standalone_config` as the OCL run uses it, or ``config`` (a run's saved, resolved experiment).
 
     A relative ``data.root`` is made absolute against the directory the OCL command was started from;
     ``eval_batch_size`` replaces ``data.val_batch_size``.
     """
+    if config is not None:
+        saved = OmegaConf.create(OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config)
+        if eval_batch_size is not None:
+            saved.data.val_batch_size = int(eval_batch_size)
+        return saved
     extra = list(_as_overrides(overrides))
     root = standalone_value(experiment, "data.root", overrides)
     if _absolute_data_root(root) != root:
@@ -159,7 +175,7 @@ def run_config(experiment: str, overrides: Sequence[str] | None = None,
 
 
 def build_datamodule(experiment: str, overrides: Sequence[str] | None = None,
-                     eval_batch_size: int | None = None) -> Any:
+                     eval_batch_size: int | None = None, config: Any = None) -> Any:
     """The standalone experiment's datamodule (:func:`run_config`), built as ``srl-train`` builds it.
 
     That is its ``VideoDataModule`` (``data`` node), or the feature-cache datamodule when the experiment sets
@@ -167,4 +183,4 @@ def build_datamodule(experiment: str, overrides: Sequence[str] | None = None,
     """
     from srl_plugin.training.runner import build_datamodule as build
 
-    return build(run_config(experiment, overrides, eval_batch_size))
+    return build(run_config(experiment, overrides, eval_batch_size, config))
