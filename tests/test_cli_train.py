@@ -128,4 +128,4 @@ def test_demo_trains_and_evaluates_every_method(
     for method in ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync"):
         record = json.loads((tmp_path / method / "metrics.json").read_text())
         assert (record["method"], record["step"], record["num_videos"]) == (method, 2, 4)
-        assert f"| {method} | synthetic | 2 | full | 4 videos |" in out
+        assert f"| {method} | synthetic | srl-eval | 2 | full | 4 videos |" in out

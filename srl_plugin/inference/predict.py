@@ -25,6 +25,7 @@ from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.data.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
 from srl_plugin.metrics import slot_ids_from_soft
+from srl_plugin.models import RandomInit
 from srl_plugin.runtime import load_model, stream
 
 
@@ -180,16 +181,19 @@ def run_inference(
     """Loads ``checkpoint``, reads ``input_path`` (video file, frame folder or shard) and runs :func:`infer_video`.
 
     A shard gets one sub-folder per sample key. ``seed`` fixes VideoSAUR's random
-    slot initialisation. ``options`` go to :func:`infer_video`.
+    slot initialisation (the ``eval_seed`` of its ``RandomInit``, 0 as in ``srl-eval``). ``options`` go to
+    :func:`infer_video`.
     """
     resolved = resolve_device(device)
     model, config = load_model(checkpoint)
+    for module in model.modules():
+        if isinstance(module, RandomInit):
+            module.eval_seed = seed
     dataset_type = str(OmegaConf.select(config, "data.dataset_type", default="movi"))
     sources = open_videos(input_path, key=key, dataset_type=dataset_type)
     out_dir = Path(out_dir)
     results = []
     for source in sources:
-        torch.manual_seed(seed)
         target = out_dir / source.name if is_shard(input_path) else out_dir
         results.append(
             infer_video(model, source, target, window=window, device=resolved, dataset_type=dataset_type, **options)
