@@ -51,7 +51,7 @@ def test_experiment_composes_in_ocl_with_the_standalone_hyperparameters(method: 
     assert config.optimizers.opt0.optimizer.lr == standalone.standalone_value(name, "optimizer.lr")
     assert config.trainer.max_steps == standalone.standalone_value(name, "trainer.max_steps")
     assert config.trainer.gradient_clip_val == standalone.standalone_value(name, "trainer.gradient_clip_val")
-    assert config.evaluation_metrics.video_fg_ari.ignore_background == standalone.standalone_value(
+    assert config.evaluation_metrics.video_fg_ari.foreground == standalone.standalone_value(
         name, "evaluation.ignore_background")
     OmegaConf.to_container(config.optimizers, resolve=True)
     OmegaConf.to_container(config.trainer, resolve=True)
@@ -118,7 +118,8 @@ def test_ocl_train_then_ocl_eval_and_srl_eval_agree_and_share_the_leaderboard(me
     assert math.isnan(reports[0]["loss_total"])  # losses are not computed in eval
 
     board = run_script("srl-compare", [str(run_dir), str(srl_eval[0])], tmp_path).stdout
-    assert f"| {method} | synthetic | ocl_eval | 2 | 8 |" in board and f"| {method} | synthetic | srl-eval | 2 | 8 |" in board
+    for evaluator in ("ocl_eval", "srl-eval"):
+        assert f"| {method} | synthetic | {evaluator} | 2 | full | 8 videos |" in board
     model, _ = runtime.load_model(run_dir)  # what srl-infer loads
     assert not model.training
 
