@@ -120,6 +120,14 @@ def _absolute_data_root(root: Any) -> Any:
     return os.path.normpath(os.path.join(base, root))
 
 
+def _missing_file(error: BaseException) -> FileNotFoundError | None:
+    """The ``FileNotFoundError`` behind ``error`` (Hydra nests one instantiation error per config level)."""
+    current: BaseException | None = error
+    while current is not None and not isinstance(current, FileNotFoundError):
+        current = current.__cause__
+    return current
+
+
 def ocl_command(experiment: str, overrides: Sequence[str] | ListConfig | None, *extra: str) -> str:
     """The ``ocl_train`` command line that runs ``experiment`` with its overrides plus ``extra`` (OCL's syntax);
     an override of a key that ``extra`` sets is left out."""
@@ -140,11 +148,12 @@ def build_model(experiment: str, overrides: Sequence[str] | None = None, config:
     try:
         return build_runtime_model(run_config(experiment, overrides, config=config))
     except InstantiationException as error:
-        if not isinstance(error.__cause__, FileNotFoundError):
+        missing = _missing_file(error)
+        if missing is None:
             raise
         command = ocl_command(experiment, overrides, "model.backbone.weights_path=/abs/path/to/weights.safetensors")
         raise FileNotFoundError(
-            f"{error.__cause__}\nInside OCL, pass the weights file to the plugin's experiment: {command}"
+            f"{missing}\nInside OCL, pass the weights file to the plugin's experiment: {command}"
         ) from error
 
 
