@@ -6,7 +6,6 @@ _EXPORTS = {
     "to_official_state_dict": "srl_plugin.interop.keymap",
     "detect_method": "srl_plugin.interop.official",
     "infer_architecture": "srl_plugin.interop.official",
-    "load_official_checkpoint": "srl_plugin.interop.official",
     "model_from_official_state_dict": "srl_plugin.interop.official",
     "official_state_dict_from_model": "srl_plugin.interop.official",
 }

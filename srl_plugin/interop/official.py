@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
@@ -160,12 +159,3 @@ def official_state_dict_from_model(model: SRLModel | SlotContrastModel | SlotCur
         {key: value for key, value in model.state_dict().items() if key not in STATE_NOT_IN_OFFICIAL}
     )
 
-
-def load_official_checkpoint(
-    path: str | Path, preset: str = "movi_c", method: str = "auto"
-) -> SRLModel | SlotContrastModel | SlotCurriModel:
-    """Reads an official Lightning ``.ckpt`` (tensors only, ``weights_only=True``) and builds the model."""
-    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not a Lightning checkpoint with a 'state_dict' entry")
-    return model_from_official_state_dict(checkpoint["state_dict"], preset=preset, method=method)
