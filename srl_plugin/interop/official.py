@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import torch
 
+from srl_plugin.interop.backbone import backbone_from_weights, backbone_patch_size
 from srl_plugin.interop.keymap import convert_official_state_dict, ours_to_official_key, to_official_state_dict
 from srl_plugin.interop.presets import backbone_name, method_kwargs, patch_size
 from srl_plugin.models.backbone import FrozenViTBackbone
@@ -17,7 +18,6 @@ from srl_plugin.models.srl import SRLModel
 from srl_plugin.models.ssync import SSyncModel
 from srl_plugin.models.state import state_dict_differences
 
-_BACKBONE_PREFIX = "encoder.module.backbone.model."
 MODEL_CLASSES: dict[str, type[SRLModel | SlotContrastModel | SlotCurriModel]] = {
     "srl": SRLModel,
     "slotcontrast": SlotContrastModel,
@@ -86,31 +86,11 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, obje
 def _build_backbone(
     state_dict: Mapping[str, torch.Tensor], method: str, preset: str, input_size: int
 ) -> FrozenViTBackbone | None:
-    """The preset's timm ViT sized from the checkpoint (weights are loaded afterwards), or ``None``.
-
-    Depth, width and native resolution come from the tensors; the head count assumes 64-d heads, as in
-    every DINO / DINOv2 ViT.
-    """
-    if not any(key.startswith(_BACKBONE_PREFIX) for key in state_dict):
-        return None
-    block_pattern = re.escape(_BACKBONE_PREFIX) + r"blocks\.(\d+)\."
-    depth = len({m.group(1) for key in state_dict if (m := re.match(block_pattern, key))})
-    _, pos_tokens, embed_dim = _require(state_dict, _BACKBONE_PREFIX + "pos_embed").shape
-    patch = int(_require(state_dict, _BACKBONE_PREFIX + "patch_embed.proj.weight").shape[-1])
-    if patch != patch_size(method, preset):
+    """The preset's timm ViT sized from the checkpoint (weights are loaded afterwards), or ``None``."""
+    patch = backbone_patch_size(state_dict)
+    if patch is not None and patch != patch_size(method, preset):
         raise ValueError(f"checkpoint backbone has patch size {patch}, preset '{preset}' expects {patch_size(method, preset)}")
-    return FrozenViTBackbone(
-        backbone_name(method, preset),
-        input_size,
-        pretrained=False,
-        allow_random_init=True,
-        model_kwargs={
-            "img_size": math.isqrt(pos_tokens - 1) * patch,
-            "depth": depth,
-            "embed_dim": int(embed_dim),
-            "num_heads": int(embed_dim) // 64,
-        },
-    )
+    return backbone_from_weights(state_dict, backbone_name(method, preset), input_size)
 
 
 def model_from_official_state_dict(

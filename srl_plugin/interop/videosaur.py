@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
+from srl_plugin.interop.backbone import BACKBONE_PREFIX, backbone_from_weights, backbone_patch_size
 from srl_plugin.interop.keymap import ENCODER_MLP_PAIRS, PROCESSOR_PAIRS, KeyMap
-from srl_plugin.models.backbone import FrozenViTBackbone
 from srl_plugin.models.state import state_dict_differences
 from srl_plugin.models.videosaur import VideoSAURModel
 
-BACKBONE_PREFIX = "encoder.module.backbone.model."
 
 # (official prefix, our prefix); ``{i}`` stands for an integer index. First match wins.
 VIDEOSAUR_PREFIX_PAIRS: tuple[tuple[str, str], ...] = (
@@ -168,9 +167,8 @@ def videosaur_backbone_family(state_dict: Mapping[str, torch.Tensor], preset: st
     With backbone weights the patch size decides; without them MOVi means DINO B/8 and YT-VIS means DINO
     B/16, unless the decoder has 1369 positions (DINOv2 B/14 at 518).
     """
-    patch_key = BACKBONE_PREFIX + "patch_embed.proj.weight"
-    if patch_key in state_dict:
-        patch_size = int(state_dict[patch_key].shape[-1])
+    patch_size = backbone_patch_size(state_dict)
+    if patch_size is not None:
         families = {8: DINO_B8, 16: DINO_B16, 14: DINOV2_B14}
         if patch_size not in families:
             raise ValueError(
@@ -180,30 +178,6 @@ def videosaur_backbone_family(state_dict: Mapping[str, torch.Tensor], preset: st
     if preset.startswith("movi"):
         return DINO_B8
     return DINOV2_B14 if int(state_dict["decoder.module.pos_emb"].shape[-2]) == 37 * 37 else DINO_B16
-
-
-def _backbone_from_weights(
-    state_dict: Mapping[str, torch.Tensor], model_name: str, input_size: int
-) -> FrozenViTBackbone | None:
-    """A timm ViT sized from the checkpoint's backbone tensors (64-d heads), or ``None`` without them."""
-    if not any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
-        return None
-    depth = len(_indices(state_dict, re.escape(BACKBONE_PREFIX) + r"blocks\.(\d+)\."))
-    _, pos_tokens, embed_dim = _require(state_dict, BACKBONE_PREFIX + "pos_embed").shape
-    patch_size = int(state_dict[BACKBONE_PREFIX + "patch_embed.proj.weight"].shape[-1])
-    return FrozenViTBackbone(
-        model_name,
-        input_size,
-        pretrained=False,
-        allow_random_init=True,
-        return_keys=True,
-        model_kwargs={
-            "img_size": math.isqrt(int(pos_tokens) - 1) * patch_size,
-            "depth": depth,
-            "embed_dim": int(embed_dim),
-            "num_heads": int(embed_dim) // 64,
-        },
-    )
 
 
 def videosaur_model_kwargs(state_dict: Mapping[str, torch.Tensor], preset: str) -> dict[str, Any]:
@@ -227,7 +201,7 @@ def videosaur_model_from_official_state_dict(
     """
     kwargs = videosaur_model_kwargs(state_dict, preset)
     model_name = videosaur_backbone_family(state_dict, preset)[0]
-    backbone = _backbone_from_weights(state_dict, model_name, kwargs["input_size"])
+    backbone = backbone_from_weights(state_dict, model_name, kwargs["input_size"], return_keys=True)
     model = VideoSAURModel(backbone=backbone, **kwargs)
     converted, unknown = convert_videosaur_state_dict(state_dict)
     differences = state_dict_differences(model.state_dict(), converted)
