@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -59,48 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _current_rss_mib() -> float:
-    """Resident set size of this process now (Linux `/proc/self/status`), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS not found in /proc/self/status (the CPU memory numbers need Linux)")
-
-
-def _timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> tuple[float, float]:
-    """Median wall seconds and median CPU seconds (all threads of this process) per call of `fn`, over
-    `repeats` timed calls after `warmup` untimed calls.
-
-    On a shared CPU the wall time grows with the other processes' load; the CPU time of this process
-    much less (it counts only the cycles this process got), so ratios of CPU times are the steadier measure.
-    """
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        _synchronize(device)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        _synchronize(device)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
-
-
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """Run one phase in this process and return its measurements."""
     from benchmarks.bench_setup import build_model, cached_inputs
+    from benchmarks.measure import current_rss_mib, peak_memory_mib, timed_calls
     from benchmarks.speed import autocast, maybe_compile
 
     device = torch.device(args.device)
@@ -115,7 +75,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     result: dict[str, Any] = {"phase": args.phase}
     if device.type == "cpu":
-        result["rss_after_model_build_mib"] = _current_rss_mib()
+        result["rss_after_model_build_mib"] = current_rss_mib()
 
     if args.phase == "loader_cached":
         from benchmarks.bench_setup import cached_loader_throughput
@@ -140,7 +100,8 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        seconds, cpu_seconds = _timed(step, args.steps, args.warmup, device)
+        timing = timed_calls({"step": step}, args.steps, args.warmup, device)["step"]
+        seconds, cpu_seconds = timing["wall_s"], timing["cpu_s"]
         result.update(steps_per_s=1 / seconds, clips_per_s=args.batch_size / seconds, seconds_per_step=seconds,
                       cpu_seconds_per_step=cpu_seconds)
     else:
@@ -155,9 +116,10 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
                 outputs = model.forward_features(**inputs) if cached else model(inputs["video"])
                 model.eval_masks(outputs)
 
-        seconds, cpu_seconds = _timed(evaluate, args.eval_videos, args.warmup, device)
+        timing = timed_calls({"evaluate": evaluate}, args.eval_videos, args.warmup, device)["evaluate"]
+        seconds, cpu_seconds = timing["wall_s"], timing["cpu_s"]
         result.update(videos_per_s=1 / seconds, seconds_per_video=seconds, cpu_seconds_per_video=cpu_seconds)
-    result["peak_memory_mib"] = _peak_memory_mib(device)
+    result["peak_memory_mib"] = peak_memory_mib(device)
     return result
 
 

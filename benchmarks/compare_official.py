@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` importable when run as a script
+from benchmarks.measure import peak_memory_mib, timed_calls  # noqa: E402
 from benchmarks.speed import autocast  # noqa: E402
 
 GRADIENT_CLIP = 0.05
@@ -175,28 +175,6 @@ class Bench:
         }
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device) -> dict:
-    """Median CPU and wall seconds per call of each closure, the closures taking turns."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    cpu: dict[str, list[float]] = {name: [] for name in calls}
-    wall: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            call()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {
-        name: {"cpu_s": statistics.median(cpu[name]), "wall_s": statistics.median(wall[name])} for name in calls
-    }
-
-
 def timing_phases(args: argparse.Namespace, device: torch.device, phases: set[str]) -> dict[str, Any]:
     bench = Bench(args, device)
     report: dict[str, Any] = {"agreement": bench.agreement(), "timings": {}}
@@ -212,11 +190,11 @@ def timing_phases(args: argparse.Namespace, device: torch.device, phases: set[st
             features = bench.cached_features(video)
             calls["ours_cached"] = training_step(bench.ours, lambda: bench.our_cached_loss(features), our_optimizer)
         print(f"train, batch {batch}: {', '.join(calls)} interleaved", flush=True)
-        report["timings"][f"train_batch{batch}"] = interleaved(calls, args.steps, args.warmup, device)
+        report["timings"][f"train_batch{batch}"] = timed_calls(calls, args.steps, args.warmup, device)
     if "eval" in phases:
         bench.official.eval(), bench.ours.eval()
         print(f"eval: one {args.eval_frames}-frame video, official and ours interleaved", flush=True)
-        report["timings"]["eval"] = interleaved(
+        report["timings"]["eval"] = timed_calls(
             {"official": bench.official_eval, "ours": bench.our_eval}, args.eval_videos, args.warmup, device
         )
     return report
@@ -257,18 +235,7 @@ def memory_child(args: argparse.Namespace, device: torch.device) -> dict[str, fl
     step = training_step(model, loss_of, optimizer)
     for _ in range(args.memory_steps):
         step()
-    if device.type == "cuda":
-        return {"peak_mib": torch.cuda.max_memory_allocated(device) / 2**20}
-    return {"peak_mib": peak_rss_mib()}
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process image (`VmHWM`; `ru_maxrss` would carry over the parent's peak
-    across fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM not found in /proc/self/status (the CPU memory numbers need Linux)")
+    return {"peak_mib": peak_memory_mib(device)}
 
 
 def memory_phase(argv: list[str]) -> dict[str, Any]:
