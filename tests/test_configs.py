@@ -207,6 +207,21 @@ def test_videosaur_losses_and_decoder(experiment: str) -> None:
     assert config["evaluation"]["independent_chunks"] == (6 if ytvis else None)
 
 
+@pytest.mark.parametrize("reconstruct", [False, True])
+def test_videosaur_wiring_follows_reconstruct_features(reconstruct: bool) -> None:
+    flag = str(reconstruct).lower()
+    model = build_model(compose("videosaur/synthetic", f"model.reconstruct_features={flag}"), backbone="none")
+    feature_channels = model.feature_dim if reconstruct else 0
+    assert model.decoder.out.out_features == feature_channels + model.num_patches
+    assert model.losses["loss_timesim"].first_channel == feature_channels
+    assert model.losses["loss_recon"].is_active(0) is reconstruct
+
+
+def test_videosaur_reconstruct_features_must_be_a_boolean() -> None:
+    with pytest.raises(Exception, match="srl_if needs a boolean condition"):
+        build_model(compose("videosaur/synthetic", "model.reconstruct_features=1"), backbone="none")
+
+
 def test_overrides_the_hydra_way() -> None:
     config = compose("srl/movi_c", "trainer.max_steps=123", "data.root=/somewhere", "optimizer.lr=1e-3")
     container = resolved_container(config)

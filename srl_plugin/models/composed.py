@@ -61,13 +61,13 @@ class ComposedVideoModel(FrozenBackboneModel):
         **hyperparameters: Any,
     ) -> None:
         super().__init__()
+        if isinstance(backbone, nn.Module):
+            hyperparameters.setdefault("feature_dim", backbone.feature_dim)
+            hyperparameters.setdefault("num_patches", backbone.num_patches)
         if parts is None:
             parts, losses, outputs, hyperparameters = self._shipped_wiring(backbone, hyperparameters)
         if losses is None or outputs is None:
             raise ValueError("a composed model needs parts, losses and outputs (see configs/model/*.yaml)")
-        if isinstance(backbone, nn.Module):
-            hyperparameters.setdefault("feature_dim", backbone.feature_dim)
-            hyperparameters.setdefault("num_patches", backbone.num_patches)
         parts, losses = _resolve_wiring(parts, losses, hyperparameters)
         self.backbone = build_routed(backbone).module if isinstance(backbone, Mapping) else backbone
         self.num_slots = int(hyperparameters.pop("num_slots"))

@@ -20,11 +20,22 @@ from torch import nn
 
 ROUTED_PREFIX = "routed."
 PATH_SUFFIX = "_path"
+
+
+def _choose(condition: bool, value: Any, otherwise: Any) -> Any:
+    """``value`` if the boolean ``condition`` holds, else ``otherwise`` (``${srl_if:...}``)."""
+    if not isinstance(condition, bool):
+        raise ValueError(f"srl_if needs a boolean condition (true / false), got {condition!r}")
+    return value if condition else otherwise
+
+
 # Integer arithmetic for model configs (e.g. a hidden width of 2 * D_f): ${srl_mul:2,${.feature_dim}}; srl_ceil_mul
-# rounds a product up (SSync's first synergy step, ceil(0.3 * max_steps)).
+# rounds a product up (SSync's first synergy step, ceil(0.3 * max_steps)); srl_if picks a value by a boolean
+# hyperparameter (VideoSAUR's feature channels: ${srl_if:${.reconstruct_features},${.feature_dim},0}).
 CONFIG_RESOLVERS = {"srl_mul": lambda *values: math.prod(int(value) for value in values),
                     "srl_add": lambda *values: sum(int(value) for value in values),
-                    "srl_ceil_mul": lambda *values: math.ceil(math.prod(float(value) for value in values))}
+                    "srl_ceil_mul": lambda *values: math.ceil(math.prod(float(value) for value in values)),
+                    "srl_if": _choose}
 
 
 def register_resolvers() -> None:
