@@ -22,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from srl_plugin.cache.fingerprint import cache_fingerprint
 from srl_plugin.cache.reader import CachedFeatureDataModule
 from srl_plugin.cache.writer import ShardReader, SourceVideo, SplitPlan
+from srl_plugin.data.datamodule import pipeline_arguments
+from srl_plugin.data.protocol import validation_settings
 from srl_plugin.data.shards import expand_shards, iter_shard_samples, resolve_root
 from srl_plugin.data.transforms import prepare_masks, prepare_video
 from srl_plugin.runtime import build_backbone, experiment_name
@@ -142,24 +144,18 @@ def shard_readers(config: DictConfig) -> dict[str, ShardReader]:
 
 
 def build_cached_datamodule(config: DictConfig) -> CachedFeatureDataModule:
-    """The cached counterpart of the config's `VideoDataModule` (same batch sizes, flip, buffer, seed).
+    """The config's data module over its feature cache: the pipeline settings of `config.data` (batch sizes,
+    workers, buffer, `val_size`, policies, seed; `pipeline_arguments`), its flip probability and the
+    validation settings of `config.evaluation`, exactly as the video data module gets them.
 
     Raises `CacheMissingError` / `CacheMismatchError` (in `setup`) naming the command that builds the cache.
     """
-    data = config.data
-    seed = OmegaConf.select(data, "seed", default=None)
-    if seed is None:
-        seed = OmegaConf.select(config, "seed", default=None)
+    data = OmegaConf.to_container(config.data, resolve=True)
     return CachedFeatureDataModule(
         cache_dir(config),
         expected_fingerprint(config),
-        batch_size=int(data.batch_size),
-        val_batch_size=int(OmegaConf.select(data, "val_batch_size", default=1) or 1),
-        flip_prob=float(OmegaConf.select(data, "h_flip_prob", default=0.0) or 0.0),
-        shuffle_buffer=int(OmegaConf.select(data, "shuffle_buffer", default=512) or 512),
-        num_workers=int(OmegaConf.select(data, "num_workers", default=0) or 0),
-        seed=None if seed is None else int(seed),
+        flip_prob=float(data.get("h_flip_prob") or 0.0),
         experiment=experiment_name(config),
-        val_size=OmegaConf.select(data, "val_size", default=None),
-        val_chunk_size=OmegaConf.select(config, "evaluation.independent_chunks", default=None),
+        **pipeline_arguments(data),
+        **validation_settings(OmegaConf.to_container(config.evaluation, resolve=True)),
     )

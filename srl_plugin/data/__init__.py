@@ -1,10 +1,12 @@
-"""Data: synthetic MOVi-like generator, webdataset shard reading/validation, transforms, `VideoDataModule`.
+"""Data: synthetic MOVi-like generator, webdataset shard reading/validation, transforms, the one data module
+(`SampleDataModule` over a sample source; `VideoDataModule` over video shards).
 
 Names are imported lazily, so that `srl-make-synthetic` and the shard reader do not pay for torch/Lightning.
 """
 from srl_plugin.lazy import lazy_exports
 
 _EXPORTS = {
+    "SampleDataModule": "srl_plugin.data.datamodule",
     "VideoDataModule": "srl_plugin.data.datamodule",
     "BadSampleError": "srl_plugin.data.shards",
     "CorruptShardError": "srl_plugin.data.shards",

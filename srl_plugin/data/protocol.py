@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 PROTOCOLS = ("full", "official")
 
@@ -83,6 +83,18 @@ def as_official_loader(settings: Mapping[str, int | None] | None) -> OfficialLoa
             "evaluation.protocol=full"
         )
     return OfficialLoader(**settings)
+
+
+def validation_settings(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """A data module's validation arguments from a run config's `evaluation` node (a plain mapping):
+    `val_chunk_size` (`independent_chunks`), `val_protocol` (`protocol`) and `official_loader` (checked when
+    the protocol is `official`)."""
+    protocol = check_protocol(evaluation.get("protocol", "full"))
+    official = evaluation.get("official_loader")
+    if protocol == "official":
+        as_official_loader(official)
+    return {"val_chunk_size": evaluation.get("independent_chunks"), "val_protocol": protocol,
+            "official_loader": None if official is None else dict(official)}
 
 
 def official_selection(frame_counts: Sequence[Sequence[int]], loader: OfficialLoader) -> Selection:

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
-from srl_plugin.data.protocol import as_official_loader, check_protocol
+from srl_plugin.data.protocol import validation_settings
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 from srl_plugin.training.guard import NonFiniteGuard
@@ -33,22 +33,15 @@ def set_num_threads(config: DictConfig) -> int:
 
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
     """``config.data`` instantiated with the validation settings of ``config.evaluation`` (chunking, protocol),
-    or the feature-cache data module when ``features: cached``."""
-    evaluation = config.evaluation
+    or the feature-cache data module (the same pipeline over cached features) when ``features: cached``."""
     if config.features == "cached":
-        if evaluation.protocol != "full":
-            raise ValueError("features=cached evaluates with evaluation.protocol=full only; evaluate the "
-                             "official subset with features=video")
         from srl_plugin.cache import build_cached_datamodule
 
         return build_cached_datamodule(config)
     if config.features != "video":
         raise ValueError(f"features must be 'video' or 'cached', got {config.features!r}")
-    official = OmegaConf.to_container(evaluation.official_loader) if evaluation.official_loader else None
-    if check_protocol(evaluation.protocol) == "official":
-        as_official_loader(official)
-    return instantiate(OmegaConf.to_container(config.data, resolve=True), val_chunk_size=evaluation.independent_chunks,
-                       val_protocol=evaluation.protocol, official_loader=official)
+    return instantiate(OmegaConf.to_container(config.data, resolve=True),
+                       **validation_settings(OmegaConf.to_container(config.evaluation, resolve=True)))
 
 
 def build_strategy(config: DictConfig) -> Any:
