@@ -1,11 +1,13 @@
 """A method model as a composition of routed parts (docs/ARCHITECTURE.md "Parts and their routed contract").
 
-The wiring is a model config (``configs/model/<method>.yaml``): the frozen ``backbone``, then ``parts`` run in
-order, each reading its inputs by path from one shared outputs dict and writing its output under its own key,
-and ``losses``, routed loss modules (:mod:`srl_plugin.losses.modules`). The public output names of
-``forward_features`` map to part outputs through ``outputs``. The method classes (``SRLModel``, ...) are this
-class with the shipped wiring of their method: built from a config, or from keyword hyperparameters that
-override the shipped file's top-level values (the one place that defines their structure and defaults).
+The wiring is shared with the OCL front door: the frozen ``backbone``, then ``parts`` (``configs/models/<method>.yaml``)
+run in order, each reading its inputs by path from one shared outputs dict and writing its output under its own
+key, and ``losses`` (``configs/losses/<method>.yaml``), routed loss modules (:mod:`srl_plugin.losses.modules`).
+Both files read the method's hyperparameters (``configs/model/<method>.yaml``) by absolute path
+``${experiment.model.<name>}``. The public output names of ``forward_features`` map to part outputs through
+``outputs``. The method classes (``SRLModel``, ...) are this class with the shipped wiring of their method: built
+from a composed config (``runtime.build_model``), or from keyword hyperparameters that override the shipped
+model file's values (the one place that defines their structure and defaults).
 """
 from __future__ import annotations
 
@@ -24,12 +26,19 @@ from srl_plugin.models.routing import RoutedPart, build_routed, call_routed, rea
 WIRING_KEYS = ("parts", "losses", "outputs")
 
 
-def shipped_model_config(method: str) -> Any:
-    """``configs/model/<method>.yaml`` as an OmegaConf node (unresolved)."""
-    path = importlib.resources.files("srl_plugin") / "configs" / "model" / f"{method}.yaml"
+def shipped_config(group: str, method: str) -> Any:
+    """``configs/<group>/<method>.yaml`` as an OmegaConf node (unresolved, defaults list dropped)."""
+    path = importlib.resources.files("srl_plugin") / "configs" / group / f"{method}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no shipped model config configs/model/{method}.yaml")
-    return OmegaConf.create(path.read_text())
+        raise FileNotFoundError(f"no shipped config configs/{group}/{method}.yaml")
+    config = OmegaConf.create(path.read_text())
+    config.pop("defaults", None)
+    return config
+
+
+def shipped_model_config(method: str) -> Any:
+    """The method's hyperparameters, ``configs/model/<method>.yaml``, as an OmegaConf node (unresolved)."""
+    return shipped_config("model", method)
 
 
 class ComposedVideoModel(FrozenBackboneModel):
@@ -39,9 +48,10 @@ class ComposedVideoModel(FrozenBackboneModel):
         backbone: the frozen feature extractor (a module, its config node, or ``None`` for
             ``forward_features`` only); its outputs are ``backbone.backbone_features`` (B, T, N, D_f) and, with
             keys, ``backbone.backbone_keys``.
-        parts: name -> routed config node (or module), run in this order. Paths also reach ``input.batch_size``,
-            ``input.continuation`` (streaming) and ``input.global_step``.
-        losses: name -> routed loss node (:class:`srl_plugin.losses.modules.WeightedLoss`).
+        parts: name -> routed config node (or module), run in this order, hyperparameters resolved (the
+            composed config's ``models`` node). Paths also reach ``input.batch_size``, ``input.continuation``
+            (streaming) and ``input.global_step``. ``None``: the shipped wiring of ``method``.
+        losses: name -> routed loss node (:class:`srl_plugin.losses.modules.WeightedLoss`), resolved (``losses``).
         outputs: public output name -> path (``slots``, ``predicted_slots``, ``grouping_masks``,
             ``decoder_masks``, ``reconstruction``, ``features``, ...).
         num_slots: ``K``. feature_dim: ``D_f``. num_patches: ``N`` (perfect square). Checked against the backbone.
@@ -68,7 +78,6 @@ class ComposedVideoModel(FrozenBackboneModel):
             parts, losses, outputs, hyperparameters = self._shipped_wiring(backbone, hyperparameters)
         if losses is None or outputs is None:
             raise ValueError("a composed model needs parts, losses and outputs (see configs/model/*.yaml)")
-        parts, losses = _resolve_wiring(parts, losses, hyperparameters)
         self.backbone = build_routed(backbone).module if isinstance(backbone, Mapping) else backbone
         self.num_slots = int(hyperparameters.pop("num_slots"))
         self.feature_dim, self.num_patches = self._sizes(hyperparameters)
@@ -97,17 +106,21 @@ class ComposedVideoModel(FrozenBackboneModel):
     def _shipped_wiring(
         self, backbone: Any, hyperparameters: dict[str, Any]
     ) -> tuple[Any, Any, Any, dict[str, Any]]:
-        """The shipped ``configs/model/<method>.yaml`` with ``hyperparameters`` over its top-level values."""
+        """The shipped parts and losses of ``method`` filled from ``configs/model/<method>.yaml`` with
+        ``hyperparameters`` over its values (resolved as a composed config resolves them)."""
         if self.method is None:
             raise TypeError(f"{type(self).__name__} has no shipped wiring: pass parts, losses and outputs")
         config = shipped_model_config(self.method)
         unknown = sorted(set(hyperparameters) - set(config) - {"feature_dim", "num_patches", "input_size", "conditioning"})
         if unknown:
             raise TypeError(f"{type(self).__name__} has no hyperparameter(s) {unknown}; known: {sorted(config)}")
-        config = OmegaConf.merge(config, OmegaConf.create(_plain(hyperparameters)))
-        resolved = OmegaConf.to_container(config, resolve=True)
-        values = {key: value for key, value in resolved.items() if key not in (*WIRING_KEYS, "backbone") and not key.startswith("_")}
-        return resolved["parts"], resolved["losses"], resolved["outputs"], values
+        model = OmegaConf.merge(config, OmegaConf.create(_plain(hyperparameters)))
+        root = OmegaConf.create({"experiment": {"model": model}, "models": shipped_config("models", self.method),
+                                 "losses": shipped_config("losses", self.method)})
+        resolved = OmegaConf.to_container(root, resolve=True)
+        values = {key: value for key, value in resolved["experiment"]["model"].items()
+                  if key not in (*WIRING_KEYS, "backbone") and not key.startswith("_")}
+        return resolved["models"], resolved["losses"], resolved["experiment"]["model"]["outputs"], values
 
     def _sizes(self, hyperparameters: dict[str, Any]) -> tuple[int, int]:
         """``(D_f, N)``: what the backbone produces; configured values must agree with it."""
@@ -188,15 +201,6 @@ class ComposedVideoModel(FrozenBackboneModel):
             paths = {arg: path for arg, path in self._loss_routes[name].items() if arg != "global_step"}
             losses[name] = self.losses[name].loss(**{arg: read_path(tree, path) for arg, path in paths.items()})
         return total_loss(losses, self.loss_weights)
-
-
-def _resolve_wiring(
-    parts: Mapping[str, Any], losses: Mapping[str, Any], hyperparameters: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``parts`` / ``losses`` with their ``${...name}`` references to the model's top-level values resolved."""
-    root = OmegaConf.create({**_plain(hyperparameters), "parts": _plain(parts), "losses": _plain(losses)})
-    resolved = OmegaConf.to_container(root, resolve=True)
-    return resolved["parts"], resolved["losses"]
 
 
 class _Step:

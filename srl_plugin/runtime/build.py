@@ -1,6 +1,8 @@
 """Building a method model from a composed config: the one model builder of every front door.
 
-The config's ``model`` node is a Hydra ``_target_`` node (``configs/model/``). Its frozen backbone can be
+The config's ``model`` node is a Hydra ``_target_`` node (``configs/model/``); a composed method also gets the
+config's ``models`` (its parts) and ``losses`` nodes (``configs/models/``, ``configs/losses/``) as its ``parts`` and
+``losses`` arguments. Its frozen backbone can be
 built three ways (``backbone=``):
 
 - ``"config"``: as the config says (pretrained timm weights from the local cache or ``weights_path``);
@@ -23,14 +25,23 @@ BACKBONE_MODES = ("config", "random", "none")
 
 
 def model_node(config: Mapping[str, Any] | DictConfig, backbone: BackboneMode = "config") -> dict[str, Any]:
-    """The resolved ``model`` node of ``config`` as a plain dict, with the backbone set up as ``backbone`` says."""
+    """The resolved ``model`` node of ``config`` as a plain dict, with the backbone set up as ``backbone`` says
+    and, when the config has them, its ``models`` / ``losses`` nodes as ``parts`` / ``losses``."""
     if backbone not in BACKBONE_MODES:
         raise ValueError(f"backbone must be one of {BACKBONE_MODES}, got {backbone!r}")
-    node = OmegaConf.select(OmegaConf.create(config), "model", default=None)
+    composed = OmegaConf.create(config)
+    node = OmegaConf.select(composed, "model", default=None)
     if node is None:
         raise ValueError("the config has no 'model' node; compose it with srl_plugin.runtime.compose_experiment")
     model = OmegaConf.to_container(node, resolve=True)
     assert isinstance(model, dict)
+    wiring = {"parts": "models", "losses": "losses"}
+    present = [key for key in wiring.values() if OmegaConf.select(composed, key, default=None) is not None]
+    if present and len(present) != len(wiring):
+        raise ValueError(f"a composed method needs both 'models' (parts) and 'losses' in its config; it has only {present}")
+    for argument, key in wiring.items():
+        if present:
+            model[argument] = OmegaConf.to_container(composed[key], resolve=True)
     if backbone == "none":
         model["backbone"] = None
     elif backbone == "random":
