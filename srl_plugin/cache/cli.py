@@ -47,22 +47,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     from srl_plugin.cache.experiment import (
         cache_dir,
         check_cacheable,
-        data_root,
         expected_fingerprint,
         shard_readers,
         split_plans,
+        video_datamodule,
     )
     from srl_plugin.cache.store import build_cache
     from srl_plugin.cache.writer import backbone_extractor
-    from srl_plugin.data.synthetic import ensure_synthetic_dataset
     from srl_plugin.runtime import build_backbone, compose_experiment, experiment_name
 
     config = compose_experiment(args.experiment, args.overrides)
     splits = tuple(split.strip() for split in args.splits.split(",") if split.strip())
     check_cacheable(config, splits)
-    synthetic = OmegaConf.select(config, "data.synthetic", default=None)
-    if synthetic is not None:
-        ensure_synthetic_dataset(data_root(config), **OmegaConf.to_container(synthetic, resolve=True))
+    video_datamodule(config).prepare_data()  # generates the synthetic data if the config names it
     target = cache_dir(config)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     num_workers = int(OmegaConf.select(config, "data.num_workers", default=0) or 0)

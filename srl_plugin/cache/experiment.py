@@ -4,9 +4,9 @@
 - `transform_fingerprint(config)`: every data setting that changes the pixels the backbone sees.
 - `expected_fingerprint(config, backbone)`: what `cache_meta.json` must record for this run.
 - `split_plans` / `shard_readers`: what `srl-cache-features` caches and how it decodes the source shards,
-  with exactly the functions of the video pipeline (`srl_plugin.data.shards.iter_shard_samples`,
-  `srl_plugin.data.transforms.prepare_video` / `prepare_masks`), so cached features are computed on the
-  same inputs as the ones the video pipeline feeds the backbone (docs/METHODS.md §1.2, §1.3).
+  through the video data module's own sample source (`srl_plugin.data.sources.VideoShards`), so cached
+  features are computed on the same inputs as the ones the video pipeline feeds the backbone
+  (docs/METHODS.md §1.2, §1.3).
 - `build_cached_datamodule(config)`: the `LightningDataModule` that `srl-train` / `srl-eval` use when
   `features: cached`.
 
@@ -17,15 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from srl_plugin.cache.fingerprint import cache_fingerprint
 from srl_plugin.cache.reader import CachedFeatureDataModule
 from srl_plugin.cache.writer import ShardReader, SourceVideo, SplitPlan
-from srl_plugin.data.datamodule import pipeline_arguments
+from srl_plugin.data.datamodule import VideoDataModule, pipeline_arguments
 from srl_plugin.data.protocol import validation_settings
-from srl_plugin.data.shards import expand_shards, iter_shard_samples, resolve_root
-from srl_plugin.data.transforms import prepare_masks, prepare_video
+from srl_plugin.data.shards import resolve_root
 from srl_plugin.runtime import build_backbone, experiment_name
 
 DEFAULT_CACHE_SUBDIR = "feature_cache"
@@ -99,9 +99,10 @@ def expected_fingerprint(config: DictConfig, backbone: Any | None = None) -> dic
     return cache_fingerprint(backbone, transform_fingerprint(config))
 
 
-def resolve_shards(config: DictConfig, split: str) -> tuple[str, ...]:
-    """The source shards of `split` ("train" / "val"): `data.<split>_shards` expanded under the data root."""
-    return tuple(expand_shards(str(config.data[f"{split}_shards"]), data_root(config)))
+def video_datamodule(config: DictConfig) -> VideoDataModule:
+    """The config's `data` node as `srl-train` instantiates it (no input is read): its `source` reads the
+    video shards the cache is made from, its `prepare_data` generates synthetic data."""
+    return instantiate(OmegaConf.to_container(config.data, resolve=True))
 
 
 def split_plans(
@@ -109,11 +110,12 @@ def split_plans(
 ) -> list[SplitPlan]:
     """One `SplitPlan` per requested split: training clips (every chunk, both orientations when flipping),
     whole validation videos."""
+    source = video_datamodule(config).source
     plans = []
     for split in splits:
         if split not in ("train", "val"):
             raise ValueError(f"unknown split {split!r}; choose train and/or val")
-        shards = resolve_shards(config, split)
+        shards = tuple(source.shards("train" if split == "train" else "validation"))
         if split == "train":
             plans.append(SplitPlan("train", shards, int(config.data.chunk_size), flip_enabled(config), clips_per_batch))
         else:
@@ -122,23 +124,20 @@ def split_plans(
 
 
 def shard_readers(config: DictConfig) -> dict[str, ShardReader]:
-    """Readers that decode a source shard into `SourceVideo`s with the video pipeline's own functions."""
-    kind = dataset_type(config)
-    input_size = int(config.data.input_size)
-    mask_size = int(OmegaConf.select(config, "data.mask_size", default=None) or input_size)
-    num_classes = int(config.data.num_classes)
+    """Readers that decode a source shard into `SourceVideo`s through the video data module's own source
+    (`VideoShards` of `config.data`: the same reading, checks and transforms as a `features: video` run)."""
+    source = video_datamodule(config).source
 
     def read_train(shard: str) -> Iterator[SourceVideo]:
-        for sample in iter_shard_samples(shard, dataset_type=kind):
-            yield SourceVideo(str(sample["__key__"]), prepare_video(sample["video"], input_size, kind))
+        for sample in source.read(shard, "train"):
+            source.check(sample, "train")
+            yield SourceVideo(str(sample["__key__"]), source.video(sample))
 
     def read_val(shard: str) -> Iterator[SourceVideo]:
-        for sample in iter_shard_samples(shard, dataset_type=kind, require_segmentations=True):
-            yield SourceVideo(
-                str(sample["__key__"]),
-                prepare_video(sample["video"], input_size, kind),
-                prepare_masks(sample["segmentations"], num_classes, mask_size, kind).float(),
-            )
+        for sample in source.read(shard, "validation"):
+            source.check(sample, "validation")
+            item = source.val_item(sample)
+            yield SourceVideo(str(sample["__key__"]), item["video"], item["masks"])
 
     return {"train": read_train, "val": read_val}
 

@@ -7,8 +7,6 @@ per worker) while the main process runs the backbone and writes.
 """
 from __future__ import annotations
 
-import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
@@ -20,6 +18,7 @@ from tqdm import tqdm
 
 from srl_plugin.atomic import StagedFile
 from srl_plugin.cache.format import ORIENTATIONS, encode_train_video, encode_val_video
+from srl_plugin.data.pipeline import count_shard_samples
 
 
 @dataclass
@@ -78,12 +77,6 @@ def cache_shard_path(cache_dir: Path, split: str, source_shard: str) -> Path:
     name = Path(source_shard).name
     stem = name[: -len(".tar")] if name.endswith(".tar") else name
     return cache_dir / split / f"{stem}.tar"
-
-
-def count_samples(shard: Path) -> int:
-    """Videos in a finished cache shard (one `meta.json` entry each)."""
-    with tarfile.open(shard) as archive:
-        return sum(1 for member in archive.getmembers() if member.name.endswith(".meta.json"))
 
 
 class _PendingShards(IterableDataset):
@@ -178,7 +171,7 @@ def write_split(
     finals = [cache_shard_path(cache_dir, plan.split, shard) for shard in plan.shards]
     if len({path.name for path in finals}) != len(finals):
         raise ValueError(f"source shards of split '{plan.split}' have clashing names; they must be unique")
-    counts = {final.name: count_samples(final) for final in finals if final.is_file()}
+    counts = {final.name: count_shard_samples(str(final)) for final in finals if final.is_file()}
     pending = [index for index, final in enumerate(finals) if not final.is_file()]
     if not pending:
         return counts

@@ -1,4 +1,4 @@
-"""Validation chunks and length-grouped batches, shared by the video and the cached-feature data modules.
+"""Validation chunks and length-grouped batches of the data pipeline (whatever the sample source).
 
 With a chunk size `c` (VideoSAUR on YT-VIS: 6, docs/METHODS.md §1.3) a validation video is scored as its
 `floor(T / c)` non-overlapping `c`-frame chunks (remainder dropped; a video shorter than `c` has none), and the

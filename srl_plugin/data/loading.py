@@ -1,4 +1,4 @@
-"""DataLoader settings shared by the video and the cached-feature data modules."""
+"""DataLoader settings of the data module (`SampleDataModule`, whatever its sample source)."""
 from __future__ import annotations
 
 from typing import Any

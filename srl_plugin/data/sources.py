@@ -92,10 +92,15 @@ class VideoShards:
         return {"video": prepare_train_clip(sample["video"], self.clip_frames, self.input_size, self.h_flip_prob,
                                             rng, self.dataset_type)}
 
+    def video(self, sample: dict[str, Any]) -> torch.Tensor:
+        """The whole video, resized (and centre-cropped for YT-VIS) and normalised: float32 `(T, 3, S, S)`
+        (what validation scores and what the feature cache runs the backbone on)."""
+        return prepare_video(sample["video"], self.input_size, self.dataset_type)
+
     def val_item(self, sample: dict[str, Any]) -> dict[str, Any]:
         return {
             "__key__": sample["__key__"],
-            "video": prepare_video(sample["video"], self.input_size, self.dataset_type),
+            "video": self.video(sample),
             "masks": prepare_masks(sample["segmentations"], self.num_classes, self.mask_size, self.dataset_type),
         }
 
