@@ -43,6 +43,7 @@ from srl_plugin.data.chunks import BatchedByLength
 from srl_plugin.data.loading import loader_kwargs
 from srl_plugin.data.pipeline import (
     SHORT_VIDEO_POLICIES,
+    SPLITS,
     BadSampleLog,
     SampleStream,
     ShardList,
@@ -115,8 +116,8 @@ class SampleDataModule(L.LightningDataModule):
         self.skip_bad_samples = skip_bad_samples
         self.seed = seed
         self.pin_memory = pin_memory
-        self.bad_samples = {split: BadSampleLog(split) for split in ("train", "validation")}
-        self.short_video_logs = {split: ShortVideoLog(split) for split in ("train", "validation")}
+        self.bad_samples = {split: BadSampleLog(split) for split in SPLITS}
+        self.short_video_logs = {split: ShortVideoLog(split) for split in SPLITS}
         self.selection: Selection | None = None
 
     def _rank_world(self) -> tuple[int, int]:
