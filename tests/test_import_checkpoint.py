@@ -220,6 +220,33 @@ def test_videosaur_ytvis_settings_come_from_shapes_and_preset(tmp_path) -> None:
         assert torch.equal(model.state_dict()[key], value), key
 
 
+def test_videosaur_dinov2_variant_is_told_by_its_patch_count(tmp_path) -> None:
+    original = VideoSAURModel(
+        backbone=None, feature_dim=768, num_slots=7, slot_dim=64, num_patches=37 * 37, allocator_blocks=1,
+        renderer_dims=(8,), reconstruct_features=True,
+    )
+    torch.save({"state_dict": official_videosaur_state_dict_from_model(original)}, tmp_path / "vs.ckpt")
+    import_official_checkpoint(tmp_path / "vs.ckpt", tmp_path / "ours.ckpt", preset="ytvis2021")
+    config = read_checkpoint(tmp_path / "ours.ckpt")["hyper_parameters"]["config"]
+    assert config["model"]["backbone"]["model_name"] == "vit_base_patch14_dinov2.lvd142m"
+    assert config["model"]["input_size"] == 518 and config["model"]["similarity_temperature"] == 0.15
+    assert config["data"]["mask_size"] == 224
+
+
+def test_videosaur_backbone_of_no_released_patch_size_is_refused(tmp_path, tiny_vit, capsys) -> None:
+    vit = tiny_vit(input_size=24, embed_dim=768, num_heads=12, img_size=24, patch_size=12, return_keys=True)
+    original = VideoSAURModel(backbone=vit, num_slots=11, slot_dim=16, renderer_dims=(8,), allocator_blocks=1)
+    torch.save({"state_dict": official_videosaur_state_dict_from_model(original)}, tmp_path / "vs.ckpt")
+    assert main([str(tmp_path / "vs.ckpt"), str(tmp_path / "ours.ckpt")]) == 1
+    assert "patch size 12 is not one of the released ones [8, 14, 16]" in capsys.readouterr().err
+
+
+def test_a_state_dict_of_no_known_layout_is_refused(tmp_path, capsys) -> None:
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, tmp_path / "other.ckpt")
+    assert main([str(tmp_path / "other.ckpt"), str(tmp_path / "ours.ckpt")]) == 1
+    assert "matches no official layout" in capsys.readouterr().err
+
+
 def _state_dict_from_layout(path, skip_prefix=None) -> dict[str, torch.Tensor]:
     """Zero tensors with the keys and shapes of an official checkpoint layout (.tsv: key, shape, dtype)."""
     state = {}

@@ -6,7 +6,7 @@ Models are loaded with :func:`srl_plugin.runtime.load_model`. Names are imported
 from srl_plugin.lazy import lazy_exports
 
 _EXPORTS = {
-    "build_from_official": "srl_plugin.inference.importer",
+    "build_from_official": "srl_plugin.interop.build",
     "import_official_checkpoint": "srl_plugin.inference.importer",
     "mask_grid": "srl_plugin.inference.overlay",
     "overlay_masks": "srl_plugin.inference.overlay",

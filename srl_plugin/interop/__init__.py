@@ -1,13 +1,16 @@
-"""Import of official SRL / SlotContrast checkpoints into ``srl_plugin`` models (names imported lazily)."""
+"""Import of official SRL / SlotContrast / SSync / SlotCurri / VideoSAUR checkpoints into ``srl_plugin`` models, one
+adapter per official layout (names imported lazily)."""
 from srl_plugin.lazy import lazy_exports
 
 _EXPORTS = {
     "convert_official_state_dict": "srl_plugin.interop.keymap",
     "to_official_state_dict": "srl_plugin.interop.keymap",
-    "detect_method": "srl_plugin.interop.official",
+    "LAYOUTS": "srl_plugin.interop.build",
+    "build_from_official": "srl_plugin.interop.build",
+    "detect_method": "srl_plugin.interop.build",
     "infer_architecture": "srl_plugin.interop.official",
-    "model_from_official_state_dict": "srl_plugin.interop.official",
-    "official_state_dict_from_model": "srl_plugin.interop.official",
+    "model_from_official_state_dict": "srl_plugin.interop.build",
+    "official_state_dict_from_model": "srl_plugin.interop.build",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""Frozen ViTs rebuilt from the backbone tensors (``encoder.module.backbone.model.*``) of an official checkpoint."""
+"""The frozen ViT of an official checkpoint (``encoder.module.backbone.model.*``): its patch size and timm sizes."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,6 @@ import re
 from collections.abc import Mapping
 
 import torch
-
-from srl_plugin.models.backbone import FrozenViTBackbone
 
 BACKBONE_PREFIX = "encoder.module.backbone.model."
 
@@ -25,10 +23,8 @@ def backbone_patch_size(state_dict: Mapping[str, torch.Tensor]) -> int | None:
     return int(state_dict[key].shape[-1]) if key in state_dict else None
 
 
-def backbone_from_weights(
-    state_dict: Mapping[str, torch.Tensor], model_name: str, input_size: int, return_keys: bool = False
-) -> FrozenViTBackbone | None:
-    """The timm ViT ``model_name`` sized from the checkpoint's backbone tensors, or ``None`` without them.
+def backbone_model_kwargs(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int] | None:
+    """The timm ``model_kwargs`` that size a ViT like the checkpoint's backbone, or ``None`` without one.
 
     Depth, width and native resolution come from the tensors; the head count assumes 64-d heads, as in every
     DINO / DINOv2 ViT. The weights are loaded by the caller together with the rest of the model.
@@ -39,16 +35,9 @@ def backbone_from_weights(
     depth = len({match.group(1) for key in state_dict if (match := block.match(key))})
     _, pos_tokens, embed_dim = _backbone_tensor(state_dict, "pos_embed").shape
     patch = int(_backbone_tensor(state_dict, "patch_embed.proj.weight").shape[-1])
-    return FrozenViTBackbone(
-        model_name,
-        input_size,
-        pretrained=False,
-        allow_random_init=True,
-        return_keys=return_keys,
-        model_kwargs={
-            "img_size": math.isqrt(int(pos_tokens) - 1) * patch,
-            "depth": depth,
-            "embed_dim": int(embed_dim),
-            "num_heads": int(embed_dim) // 64,
-        },
-    )
+    return {
+        "img_size": math.isqrt(int(pos_tokens) - 1) * patch,
+        "depth": depth,
+        "embed_dim": int(embed_dim),
+        "num_heads": int(embed_dim) // 64,
+    }

@@ -1,10 +1,11 @@
-"""What an official checkpoint cannot tell, read from the shipped experiment configs (the one place that
-holds the published hyperparameters, docs/METHODS.md §3.1, §4.1, §4.8, §10.1, §11.1): the backbone name and patch size, the loss
-settings and schedules. Architecture sizes (slots, widths, patches) come from the checkpoint's tensors.
+"""What an official checkpoint cannot tell, read from the shipped configs (the one place that holds the published
+hyperparameters, docs/METHODS.md §2.1, §3.1, §4.1, §4.8, §10.1, §11.1): the preset experiments' model nodes and the
+backbone config group. Architecture sizes (slots, widths, patches) come from the checkpoint's tensors.
 """
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import math
 from typing import Any
 
@@ -41,12 +42,16 @@ def method_kwargs(method: str, preset: str) -> dict[str, Any]:
     }
 
 
-def backbone_name(method: str, preset: str) -> str:
-    """The timm name of the preset's backbone."""
-    return str(preset_model(method, preset)["backbone"]["model_name"])
+@functools.lru_cache(maxsize=None)
+def backbone_config(name: str) -> dict[str, Any]:
+    """``configs/backbone/<name>.yaml`` (``backbone`` node, ``feature_dim``, ``num_patches``) as plain containers."""
+    path = importlib.resources.files("srl_plugin") / "configs" / "backbone" / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped backbone config configs/backbone/{name}.yaml")
+    return OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
 
 
-def patch_size(method: str, preset: str) -> int:
-    """The preset's patch size: input side / patch-grid side."""
-    model = preset_model(method, preset)
-    return int(model["backbone"]["input_size"]) // math.isqrt(int(model["num_patches"]))
+def backbone_patch(name: str) -> int:
+    """The patch size of the backbone config ``name``: input side / patch-grid side."""
+    config = backbone_config(name)
+    return int(config["backbone"]["input_size"]) // math.isqrt(int(config["num_patches"]))

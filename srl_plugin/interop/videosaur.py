@@ -1,9 +1,9 @@
-"""Import of official VideoSAUR checkpoints (``martius-lab/videosaur``) into :class:`VideoSAURModel`.
+"""The official VideoSAUR checkpoint layout (``martius-lab/videosaur``) and its mapping onto :class:`VideoSAURModel`.
 
 Key layout of an official VideoSAUR Lightning ``state_dict`` (docs/METHODS.md §2, §1.6-§1.9):
 
 - ``initializer.mean`` / ``initializer.log_std`` ``(1, 1, D)``: the RandomInit parameters (the slot count
-  is not stored; it comes from the preset).
+  is not stored; it comes from the preset's config).
 - ``encoder.module.backbone.model.*`` (optional): the frozen timm ViT;
   ``encoder.module.output_transform.layers.{0,1,3}.*``: the two-layer MLP.
 - ``processor.module.corrector.*``: slot attention without residual MLP;
@@ -14,17 +14,16 @@ Key layout of an official VideoSAUR Lightning ``state_dict`` (docs/METHODS.md §
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from srl_plugin.interop.backbone import BACKBONE_PREFIX, backbone_from_weights, backbone_patch_size
+from srl_plugin.interop.backbone import BACKBONE_PREFIX, backbone_patch_size
 from srl_plugin.interop.keymap import ENCODER_MLP_PAIRS, PROCESSOR_PAIRS, KeyMap
-from srl_plugin.models.state import state_dict_differences
-from srl_plugin.models.videosaur import VideoSAURModel
+from srl_plugin.interop.layout import OfficialLayout, StateDict
+from srl_plugin.interop.presets import backbone_config, backbone_patch, preset_model
 
 
 # (official prefix, our prefix); ``{i}`` stands for an integer index. First match wins.
@@ -57,17 +56,6 @@ VIDEOSAUR_KEYMAP = KeyMap(VIDEOSAUR_PREFIX_PAIRS, LEADING_ONES)
 _FUSED_QKV = re.compile(r"^decoder\.module\.allocator\.blocks\.(\d+)\.self_attn\.qkv\.(weight|bias)$")
 _SPLIT_Q = re.compile(r"^decoder\.allocator\.(\d+)\.attn\.q\.(weight|bias)$")
 
-# Preset settings a VideoSAUR state dict cannot tell (docs/METHODS.md §2.1).
-VIDEOSAUR_PRESETS: dict[str, dict[str, Any]] = {
-    "movi_c": {"num_slots": 11},
-    "movi_e": {"num_slots": 15},
-    "ytvis2021": {"num_slots": 7},
-}
-# (timm name, patch size, native input, similarity temperature) per backbone family.
-DINO_B8 = ("vit_base_patch8_224.dino", 8, 224, 0.075)
-DINO_B16 = ("vit_base_patch16_224.dino", 16, 224, 0.25)
-DINOV2_B14 = ("vit_base_patch14_dinov2.lvd142m", 14, 518, 0.15)
-
 
 def is_videosaur_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """True when the keys hold a SlotMixer allocator or a RandomInit (VideoSAUR's signatures)."""
@@ -96,9 +84,13 @@ def convert_videosaur_state_dict(
     return converted, unknown
 
 
-def official_videosaur_state_dict_from_model(model: VideoSAURModel) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`convert_videosaur_state_dict`: our model's weights in the official layout."""
-    ours = model.state_dict()
+def official_videosaur_state_dict_from_model(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Our :class:`VideoSAURModel`'s weights in the official layout."""
+    return videosaur_state_dict_to_official(model.state_dict())
+
+
+def videosaur_state_dict_to_official(ours: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`convert_videosaur_state_dict`: a state dict of ours in the official layout."""
     official: dict[str, torch.Tensor] = {}
     for key, value in ours.items():
         split = _SPLIT_Q.match(key)
@@ -116,25 +108,21 @@ def official_videosaur_state_dict_from_model(model: VideoSAURModel) -> dict[str,
     return official
 
 
-def _require(state_dict: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+def _require(state_dict: StateDict, key: str) -> torch.Tensor:
     if key not in state_dict:
         raise KeyError(f"'{key}' missing from the state dict; is this an official VideoSAUR checkpoint?")
     return state_dict[key]
 
 
-def _indices(state_dict: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
+def _indices(state_dict: StateDict, pattern: str) -> list[int]:
     regex = re.compile(pattern)
     return sorted({int(m.group(1)) for key in state_dict if (m := regex.match(key))})
 
 
-def infer_videosaur_architecture(state_dict: Mapping[str, torch.Tensor], preset: str) -> dict[str, Any]:
-    """Constructor sizes of :class:`VideoSAURModel` read from tensor shapes (slot count from ``preset``).
-
-    Returns ``feature_dim``, ``num_slots``, ``slot_dim``, ``num_patches``, ``mlp_hidden_dim``,
-    ``allocator_blocks``, ``renderer_dims``, ``predictor_blocks``, ``reconstruct_features``.
-    """
-    if preset not in VIDEOSAUR_PRESETS:
-        raise ValueError(f"unknown preset '{preset}'; choose one of {sorted(VIDEOSAUR_PRESETS)}")
+def infer_videosaur_architecture(state_dict: StateDict) -> dict[str, Any]:
+    """:class:`VideoSAURModel` hyperparameters read from tensor shapes: ``feature_dim``, ``slot_dim``,
+    ``num_patches``, ``mlp_hidden_dim``, ``allocator_blocks``, ``renderer_dims``, ``predictor_blocks``,
+    ``reconstruct_features`` (the slot count is not stored)."""
     slot_dim = int(_require(state_dict, "initializer.mean").shape[-1])
     feature_dim = int(_require(state_dict, "encoder.module.output_transform.layers.0.weight").shape[0])
     mlp_hidden_dim = int(_require(state_dict, "encoder.module.output_transform.layers.1.weight").shape[0])
@@ -148,7 +136,6 @@ def infer_videosaur_architecture(state_dict: Mapping[str, torch.Tensor], preset:
     renderer = _indices(state_dict, r"^decoder\.module\.renderer\.layers\.(\d+)\.weight$")
     return {
         "feature_dim": feature_dim,
-        "num_slots": VIDEOSAUR_PRESETS[preset]["num_slots"],
         "slot_dim": slot_dim,
         "num_patches": num_patches,
         "mlp_hidden_dim": mlp_hidden_dim,
@@ -161,54 +148,50 @@ def infer_videosaur_architecture(state_dict: Mapping[str, torch.Tensor], preset:
     }
 
 
-def videosaur_backbone_family(state_dict: Mapping[str, torch.Tensor], preset: str) -> tuple[str, int, int, float]:
-    """``(timm name, patch size, native input, similarity temperature)`` of the checkpoint's backbone.
+class VideoSAURLayout(OfficialLayout):
+    """Random slot init, SlotMixer decoder: VideoSAUR checkpoints.
 
-    With backbone weights the patch size decides; without them MOVi means DINO B/8 and YT-VIS means DINO
-    B/16, unless the decoder has 1369 positions (DINOv2 B/14 at 518).
+    VideoSAUR released models on three backbones (configs/backbone/ names below). A checkpoint on another backbone
+    than its preset's experiment selects is imported with that backbone (told by its patch size, or without
+    backbone weights by its patch count); the DINOv2 one also takes the official ``ytvis_dinov2`` settings.
     """
-    patch_size = backbone_patch_size(state_dict)
-    if patch_size is not None:
-        families = {8: DINO_B8, 16: DINO_B16, 14: DINOV2_B14}
-        if patch_size not in families:
-            raise ValueError(
-                f"VideoSAUR backbone with patch size {patch_size} is not one of the released ones (8, 14, 16)"
-            )
-        return families[patch_size]
-    if preset.startswith("movi"):
-        return DINO_B8
-    return DINOV2_B14 if int(state_dict["decoder.module.pos_emb"].shape[-2]) == 37 * 37 else DINO_B16
 
-
-def videosaur_model_kwargs(state_dict: Mapping[str, torch.Tensor], preset: str) -> dict[str, Any]:
-    """Every :class:`VideoSAURModel` keyword argument but ``backbone``, from the shapes and ``preset``."""
-    architecture = infer_videosaur_architecture(state_dict, preset)
-    _, patch_size, _, temperature = videosaur_backbone_family(state_dict, preset)
-    return {
-        **architecture,
-        "input_size": math.isqrt(architecture["num_patches"]) * patch_size,
-        "similarity_temperature": temperature,
+    methods = ("videosaur",)
+    released_backbones = ("dino_vitb8_224", "dino_vitb16_224", "dinov2_vitb14_518")
+    # configs/videosaur/ytvis_dinov2 of martius-lab/videosaur beside configs/videosaur/ytvis (docs/METHODS.md §2.1).
+    backbone_settings: dict[str, tuple[str, ...]] = {
+        "dinov2_vitb14_518": ("model.similarity_temperature=0.15", "data.mask_size=224"),
     }
 
+    def matches(self, state_dict: StateDict) -> bool:
+        return is_videosaur_state_dict(state_dict)
 
-def videosaur_model_from_official_state_dict(
-    state_dict: Mapping[str, torch.Tensor], preset: str = "movi_c"
-) -> VideoSAURModel:
-    """Builds our :class:`VideoSAURModel` from an official VideoSAUR ``state_dict`` and loads every weight.
+    def detect_method(self, state_dict: StateDict) -> str:
+        return "videosaur"
 
-    Raises:
-        KeyError: listing official keys with no counterpart and parameters the state dict does not provide.
-    """
-    kwargs = videosaur_model_kwargs(state_dict, preset)
-    model_name = videosaur_backbone_family(state_dict, preset)[0]
-    backbone = backbone_from_weights(state_dict, model_name, kwargs["input_size"], return_keys=True)
-    model = VideoSAURModel(backbone=backbone, **kwargs)
-    converted, unknown = convert_videosaur_state_dict(state_dict)
-    differences = state_dict_differences(model.state_dict(), converted)
-    if unknown or differences:
-        raise KeyError(
-            f"official state dict does not match a VideoSAURModel (preset '{preset}'; official names for "
-            "unexpected keys, ours for the others): " + differences.describe(unknown=sorted(unknown))
-        )
-    model.load_state_dict(converted, strict=True)
-    return model
+    def shape_hyperparameters(self, state_dict: StateDict) -> dict[str, Any]:
+        return infer_videosaur_architecture(state_dict)
+
+    def variant_overrides(self, state_dict: StateDict, preset: str) -> list[str]:
+        patch = backbone_patch_size(state_dict)
+        if patch is not None:
+            chosen = [name for name in self.released_backbones if backbone_patch(name) == patch]
+            if not chosen:
+                patches = sorted(backbone_patch(name) for name in self.released_backbones)
+                raise ValueError(f"VideoSAUR backbone with patch size {patch} is not one of the released ones {patches}")
+        else:
+            num_patches = int(_require(state_dict, "decoder.module.pos_emb").shape[-2])
+            chosen = [name for name in self.released_backbones if backbone_config(name)["num_patches"] == num_patches]
+        preset_backbone = preset_model("videosaur", preset)["backbone"]["model_name"]
+        if not chosen or backbone_config(chosen[0])["backbone"]["model_name"] == preset_backbone:
+            return []
+        return [f"backbone={chosen[0]}", *self.backbone_settings.get(chosen[0], ())]
+
+    def to_ours(self, state_dict: StateDict) -> tuple[dict[str, torch.Tensor], list[str]]:
+        return convert_videosaur_state_dict(state_dict)
+
+    def to_official(self, state_dict: StateDict) -> dict[str, torch.Tensor]:
+        return videosaur_state_dict_to_official(state_dict)
+
+    def official_key(self, key: str) -> str:
+        return VIDEOSAUR_KEYMAP.to_official(key) or key
