@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srl_plugin.cache import CachedFeatureDataModule, cli
+from srl_plugin.cache import CacheMismatchError, CachedFeatureDataModule, cli
 from srl_plugin.data import VideoDataModule
 from srl_plugin.runtime import build_backbone, compose_experiment
 from srl_plugin.training.runner import build_datamodule
@@ -104,3 +104,13 @@ def test_official_protocol_scores_the_same_subset_from_the_cache(root: Path) -> 
     cached_keys = [key for batch in cached.val_dataloader() for key in batch["__key__"]]
     assert video.selection == cached.selection and video_keys == cached_keys
     assert 0 < len(cached_keys) == video.selection.num_videos
+
+
+def test_a_validation_only_cache_evaluates_a_flipping_config_but_does_not_train_it(root: Path, tmp_path: Path) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["srl/synthetic", *overrides(root), f"cache.dir={tmp_path}", "--splits", "val", "--no-progress"])
+    _, cached = both(root, f"cache.dir={tmp_path}")
+    cached.setup("validate")
+    assert sum(len(batch["__key__"]) for batch in cached.val_dataloader()) == 5
+    with pytest.raises(CacheMismatchError, match="flip_prob=0.5 but the cache .* holds no flipped clips"):
+        cached.setup("fit")

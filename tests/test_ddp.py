@@ -52,3 +52,33 @@ def test_two_gloo_processes_match_one_process(checkpoint: Path, tmp_path: Path) 
     assert one["num_videos"] == two["num_videos"] == VAL_VIDEOS
     for name in METRICS:
         assert two[name] == pytest.approx(one[name], rel=1e-5, abs=1e-6), name
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_from_the_feature_cache(checkpoint: Path, tmp_path: Path) -> None:
+    """The same through the cached-feature source: ranks share the cache's videos exactly as the video shards'."""
+    from omegaconf import OmegaConf
+
+    from srl_plugin.cache.experiment import expected_fingerprint, shard_readers, split_plans
+    from srl_plugin.cache.store import build_cache
+    from srl_plugin.cache.writer import backbone_extractor
+    from srl_plugin.runtime import build_backbone
+
+    cache = tmp_path / "cache"
+    config = OmegaConf.create(torch.load(checkpoint, weights_only=False)["hyper_parameters"]["config"])
+    backbone = build_backbone(config)
+    build_cache(cache, expected_fingerprint(config, backbone), split_plans(config, ("val",)), shard_readers(config),
+                backbone_extractor(backbone), progress=False)
+    cached = ["features=cached", f"cache.dir={cache}", "trainer.accelerator=cpu"]
+    single, distributed = tmp_path / "single.json", tmp_path / "ddp.json"
+    cli_eval.main([str(checkpoint), *cached, "--out", str(single)])
+    completed = subprocess.run(
+        [sys.executable, "-m", "srl_plugin.training.cli_eval", str(checkpoint), *cached, "trainer.devices=2",
+         "trainer.strategy=ddp", "--out", str(distributed)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    one, two = json.loads(single.read_text()), json.loads(distributed.read_text())
+    assert one["num_videos"] == two["num_videos"] == VAL_VIDEOS
+    for name in METRICS:
+        assert two[name] == pytest.approx(one[name], rel=1e-5, abs=1e-6), name

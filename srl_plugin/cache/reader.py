@@ -59,7 +59,7 @@ class CachedFeatures:
     cache_dir: folder holding `cache_meta.json`, `train/`, `val/`.
     expected_fingerprint: `srl_plugin.cache.fingerprint(...)` of the run's backbone and transform; the
         manifest is read and checked on first use (`meta`): another fingerprint raises `CacheMismatchError`,
-        a missing cache or split `CacheMissingError`, both naming the command that (re)builds it.
+        a missing cache or split (`shards`) `CacheMissingError`, both naming the command that (re)builds it.
     flip_prob: probability of the flipped orientation (the video pipeline's horizontal-flip probability).
     """
 
@@ -77,11 +77,6 @@ class CachedFeatures:
         if self._meta is None:
             meta = read_meta(self.cache_dir, self.experiment)
             check_fingerprint(meta, self.expected_fingerprint, self.cache_dir, self.experiment)
-            if self.flip_prob > 0 and "hflip" not in meta["orientations"]:
-                raise CacheMismatchError(
-                    f"flip_prob={self.flip_prob} but the cache at {self.cache_dir} holds no flipped clips; "
-                    "rebuild it with the flip probability of this run"
-                )
             self._meta = meta
         return self._meta
 
@@ -95,7 +90,13 @@ class CachedFeatures:
         return int(split_info(self.meta, "train", self.cache_dir)["chunk_size"])
 
     def shards(self, split: str) -> list[str]:
-        """Cache shards of `split` in the order of their source shards."""
+        """Cache shards of `split` in the order of their source shards. Training needs the flipped clips when
+        `flip_prob > 0` (a validation-only cache holds none, and evaluating from it needs none)."""
+        if split == "train" and self.flip_prob > 0 and "hflip" not in self.meta["orientations"]:
+            raise CacheMismatchError(
+                f"flip_prob={self.flip_prob} but the cache at {self.cache_dir} holds no flipped clips; "
+                "rebuild it with the flip probability of this run"
+            )
         info = split_info(self.meta, CACHE_SPLITS[split], self.cache_dir)
         return [str(cache_shard_path(self.cache_dir, CACHE_SPLITS[split], source)) for source in info["source_shards"]]
 
