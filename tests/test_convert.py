@@ -121,7 +121,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def read_split(out: Path, split: str) -> list[list[dict]]:
-    return [list(iter_shard_samples(str(path), "ytvis")) for path in sorted(out.glob(f"ytvis-{split}-*.tar"))]
+    return [list(iter_shard_samples(str(path), mask_channels=None)) for path in sorted(out.glob(f"ytvis-{split}-*.tar"))]
 
 
 def test_rle_decoding_compressed_uncompressed_and_absent() -> None:

@@ -12,15 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from srl_plugin.data import VideoDataModule
+from srl_plugin.data.families import prepare_masks, prepare_train_clip, prepare_video
 from srl_plugin.data.shards import write_shard
 from srl_plugin.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     chunk_starts,
     hflip,
-    prepare_masks,
-    prepare_train_clip,
-    prepare_video,
     sample_chunk_start,
 )
 
@@ -274,7 +272,7 @@ def test_ytvis_validation_crops_the_centre_and_keeps_instances(tmp_path: Path) -
 def _read_first_video(path: Path) -> np.ndarray:
     from srl_plugin.data import iter_shard_samples
 
-    return next(iter_shard_samples(str(path), dataset_type="ytvis"))["video"]
+    return next(iter_shard_samples(str(path), mask_channels=None))["video"]
 
 
 class _Recorder(L.LightningModule):

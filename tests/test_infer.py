@@ -74,7 +74,7 @@ def inputs(video, tmp_path_factory):
 
 
 def _prepare(video: np.ndarray, size: int) -> torch.Tensor:
-    from srl_plugin.data.transforms import prepare_video
+    from srl_plugin.data.families import prepare_video
 
     return prepare_video(video, size).unsqueeze(0)
 
@@ -300,7 +300,8 @@ def test_videosaur_runs_are_reproducible_with_a_seed_and_window_independent(inpu
 def test_ytvis_config_crops_the_central_square(inputs, video, tmp_path) -> None:
     from omegaconf import OmegaConf
 
-    from srl_plugin.inference import crop_to_model_view, run_inference
+    from srl_plugin.data.families import dataset_family
+    from srl_plugin.inference import run_inference
 
     config = OmegaConf.to_container(compose_experiment("srl/synthetic", [*TINY_MODEL, "data.dataset_type=ytvis"]), resolve=True)
     torch.manual_seed(0)
@@ -309,7 +310,7 @@ def test_ytvis_config_crops_the_central_square(inputs, video, tmp_path) -> None:
     run_inference(inputs["folder"], tmp_path / "ytvis.ckpt", tmp_path / "out", window=3, device="cpu", progress=False)
     slot_ids = np.load(tmp_path / "out" / "masks.npz")["slot_ids"]
     assert slot_ids.shape == (FRAMES, HEIGHT, HEIGHT)
-    cropped = crop_to_model_view(video, "ytvis")
+    cropped = dataset_family("ytvis").model_view(video)
     np.testing.assert_array_equal(cropped, video[:, :, 4:44])
     with torch.no_grad():
         whole = model(_prepare(cropped, 32))

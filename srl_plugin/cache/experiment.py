@@ -24,6 +24,7 @@ from srl_plugin.cache.fingerprint import cache_fingerprint
 from srl_plugin.cache.reader import CachedFeatureDataModule
 from srl_plugin.cache.writer import ShardReader, SourceVideo, SplitPlan
 from srl_plugin.data.datamodule import VideoDataModule, pipeline_arguments
+from srl_plugin.data.families import config_family
 from srl_plugin.data.protocol import validation_settings
 from srl_plugin.data.shards import resolve_root
 from srl_plugin.runtime import build_backbone, experiment_name
@@ -32,14 +33,6 @@ DEFAULT_CACHE_SUBDIR = "feature_cache"
 # Transform settings the backbone input depends on (docs/METHODS.md §1.2-§1.3); batch sizes, workers and
 # buffers only change the order of samples, so they are not part of the fingerprint.
 TRANSFORM_FIELDS = ("input_size", "mask_size", "num_classes", "chunk_size")
-
-
-def dataset_type(config: DictConfig) -> str:
-    """Shard layout / transform family (`data.dataset_type`): "movi" (MOVi, synthetic) or "ytvis"."""
-    kind = OmegaConf.select(config, "data.dataset_type", default=None)
-    if kind is None:
-        kind = "ytvis" if str(config.dataset).startswith("ytvis") else "movi"
-    return str(kind)
 
 
 def data_root(config: DictConfig) -> Path | None:
@@ -69,7 +62,7 @@ def check_cacheable(config: DictConfig, splits: tuple[str, ...]) -> None:
 
     YT-VIS validation (central crop, deterministic) can be cached: `--splits val`.
     """
-    if "train" in splits and dataset_type(config) == "ytvis":
+    if "train" in splits and not config_family(config).cacheable_training:
         raise ValueError(
             f"experiment {experiment_name(config)} trains on random square crops (docs/METHODS.md §1.2), which a "
             "frozen-feature cache cannot reproduce; train it with features=video (the validation split can be "
@@ -82,7 +75,7 @@ def transform_fingerprint(config: DictConfig) -> dict[str, Any]:
     data = config.data
     fingerprint: dict[str, Any] = {
         "dataset": str(config.dataset),
-        "dataset_type": dataset_type(config),
+        "dataset_type": config_family(config).name,
         "resize": "bicubic",
         "normalisation": "imagenet",
         "flip": flip_enabled(config),

@@ -25,7 +25,6 @@ import numpy as np
 
 from srl_plugin.atomic import atomic_path
 
-DATASET_TYPES = ("movi", "ytvis")
 DATA_ROOT_ENV = "SRL_DATA_ROOT"
 ARRAY_KEYS = ("video", "segmentations")
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
@@ -56,12 +55,6 @@ class BadSampleError(DataError, ValueError):
 
 class NoSamplesError(DataError):
     """Every shard of a split is empty (or all its samples were skipped as bad): an epoch would never end."""
-
-
-def check_dataset_type(dataset_type: str) -> str:
-    if dataset_type not in DATASET_TYPES:
-        raise ValueError(f"dataset_type must be one of {DATASET_TYPES}, got {dataset_type!r}")
-    return dataset_type
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> Path | None:
@@ -229,9 +222,12 @@ def _reached(last_key: str | None) -> str:
     return f"last sample reached: {last_key!r}" if last_key is not None else "no sample could be read"
 
 
-def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
+def validate_sample(sample: Mapping[str, object], mask_channels: int | None = 1,
                     require_segmentations: bool = False) -> None:
-    """Check keys, dtypes and shapes (module docstring); raise `BadSampleError` naming shard and sample."""
+    """Check keys, dtypes and shapes (module docstring); raise `BadSampleError` naming shard and sample.
+
+    `mask_channels`: the channel count of `segmentations` (1: MOVi instance ids), or None for one channel per
+    instance (YT-VIS); the dataset family's `mask_channels` (`srl_plugin.data.families`)."""
     where = f"shard {sample.get('__url__')}, sample {sample.get('__key__')!r}"
     if "__error__" in sample:
         raise BadSampleError(f"{where}: {sample['__error__']}; regenerate or re-download the shard")
@@ -251,20 +247,20 @@ def validate_sample(sample: Mapping[str, object], dataset_type: str = "movi",
             )
         return
     masks = sample["segmentations"]
-    channels = "1" if dataset_type == "movi" else "I"
+    channels = "I" if mask_channels is None else str(mask_channels)
     if (masks.dtype != np.uint8 or masks.ndim != 4 or masks.shape[:3] != video.shape[:3]
-            or (dataset_type == "movi" and masks.shape[3] != 1)):
+            or (mask_channels is not None and masks.shape[3] != mask_channels)):
         raise BadSampleError(
             f"{where}: 'segmentations' must be uint8 (T, H, W, {channels}) matching video {tuple(video.shape)}, "
             f"got {masks.dtype} {tuple(masks.shape)}"
         )
 
 
-def iter_shard_samples(path: str, dataset_type: str = "movi",
+def iter_shard_samples(path: str, mask_channels: int | None = 1,
                        require_segmentations: bool = False) -> Iterator[dict[str, object]]:
     """Validated decoded samples of one shard: `{"__key__", "__url__", "video" uint8 (T, H, W, 3),
-    "segmentations" uint8 (T, H, W, 1 | I) if stored}`; raises `DataError` on bad input."""
-    check_dataset_type(dataset_type)
+    "segmentations" uint8 (T, H, W, 1 | I) if stored}` (`mask_channels`: see `validate_sample`); raises
+    `DataError` on bad input."""
     for sample in iter_raw_samples(path):
-        validate_sample(sample, dataset_type, require_segmentations)
+        validate_sample(sample, mask_channels, require_segmentations)
         yield sample

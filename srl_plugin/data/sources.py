@@ -27,14 +27,8 @@ from typing import Any, Iterator, Protocol
 
 import torch
 
-from srl_plugin.data.shards import (
-    check_dataset_type,
-    expand_shards,
-    iter_raw_samples,
-    shard_frame_counts,
-    validate_sample,
-)
-from srl_plugin.data.transforms import prepare_masks, prepare_train_clip, prepare_video
+from srl_plugin.data.families import dataset_family, prepare_train_clip
+from srl_plugin.data.shards import expand_shards, iter_raw_samples, shard_frame_counts, validate_sample
 
 
 class SampleSource(Protocol):
@@ -62,14 +56,15 @@ class VideoShards:
     `{"__key__", "video": (T, 3, S, S), "masks": float32 one-hot (T, C, Hm, Wm)}` for validation.
 
     train_shards / val_shards: brace patterns (or wildcards) relative to `root` (else $SRL_DATA_ROOT), or
-    absolute. dataset_type: "movi" or "ytvis". mask_size: metric resolution. num_classes: mask channels.
+    absolute. dataset_type: the dataset family's name ("movi" or "ytvis", `srl_plugin.data.families`).
+    mask_size: metric resolution. num_classes: mask channels.
     """
 
     def __init__(self, train_shards: str, val_shards: str, root: str | None, dataset_type: str, input_size: int,
                  mask_size: int, num_classes: int, chunk_size: int, h_flip_prob: float) -> None:
         self.patterns = {"train": train_shards, "validation": val_shards}
         self.root = root
-        self.dataset_type = check_dataset_type(dataset_type)
+        self.family = dataset_family(dataset_type)
         self.input_size = input_size
         self.mask_size = mask_size
         self.num_classes = num_classes
@@ -83,25 +78,25 @@ class VideoShards:
         return iter_raw_samples(url)
 
     def check(self, sample: dict[str, Any], split: str) -> None:
-        validate_sample(sample, self.dataset_type, require_segmentations=split == "validation")
+        validate_sample(sample, self.family.mask_channels, require_segmentations=split == "validation")
 
     def num_frames(self, sample: dict[str, Any], split: str) -> int:
         return int(sample["video"].shape[0])
 
     def train_item(self, sample: dict[str, Any], rng: random.Random) -> dict[str, torch.Tensor]:
         return {"video": prepare_train_clip(sample["video"], self.clip_frames, self.input_size, self.h_flip_prob,
-                                            rng, self.dataset_type)}
+                                            rng, self.family)}
 
     def video(self, sample: dict[str, Any]) -> torch.Tensor:
-        """The whole video, resized (and centre-cropped for YT-VIS) and normalised: float32 `(T, 3, S, S)`
+        """The whole video, prepared by the family's evaluation transform: float32 `(T, 3, S, S)`
         (what validation scores and what the feature cache runs the backbone on)."""
-        return prepare_video(sample["video"], self.input_size, self.dataset_type)
+        return self.family.prepare_video(sample["video"], self.input_size)
 
     def val_item(self, sample: dict[str, Any]) -> dict[str, Any]:
         return {
             "__key__": sample["__key__"],
             "video": self.video(sample),
-            "masks": prepare_masks(sample["segmentations"], self.num_classes, self.mask_size, self.dataset_type),
+            "masks": self.family.prepare_masks(sample["segmentations"], self.num_classes, self.mask_size),
         }
 
     def frame_counts(self, url: str) -> list[tuple[str, int]]:

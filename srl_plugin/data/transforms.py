@@ -1,5 +1,6 @@
-"""Deterministic per-video transforms of docs/METHODS.md §1.2-1.3, as plain functions so that the data module and
-the feature cache produce exactly the same inputs.
+"""The shared steps of the per-video transforms of docs/METHODS.md §1.2-1.3, as plain functions so that the data
+module and the feature cache produce exactly the same inputs; what differs per dataset layout is its family's
+(:mod:`srl_plugin.data.families`: ``prepare_video``, ``prepare_train_clip``, ``prepare_masks``).
 
 Frames arrive as uint8 numpy `(T, H, W, 3)`; outputs are float32 torch tensors `(T, 3, S, S)`, ImageNet-
 normalised. Resizing is bicubic without antialiasing (the originals used torchvision `Resize` on tensors with
@@ -79,74 +80,8 @@ def center_crop_box(height: int, width: int, side: int) -> tuple[int, int]:
     return int(round((height - side) / 2.0)), int(round((width - side) / 2.0))
 
 
-def prepare_video(video: np.ndarray, input_size: int, dataset_type: str = "movi") -> torch.Tensor:
-    """Deterministic evaluation transform: uint8 `(T, H, W, 3)` -> float32 `(T, 3, S, S)`, S = `input_size`.
-
-    MOVi: bicubic resize to S x S, clamp, normalise. YT-VIS: central square crop of side min(H, W), then the
-    same (§1.3). No chunking, no flip.
-    """
-    frames = to_float_frames(video)
-    if dataset_type == "ytvis":
-        height, width = frames.shape[-2:]
-        side = min(height, width)
-        top, left = center_crop_box(height, width, side)
-        frames = frames[..., top : top + side, left : left + side]
-    return normalize(resize_frames(frames, (input_size, input_size)))
-
-
-def prepare_ytvis_train_clip(clip: np.ndarray, input_size: int, rng: random.Random) -> torch.Tensor:
-    """YT-VIS training transform (§1.2): short side -> S (bicubic, clamp), random S x S crop (one for the
-    clip), normalise. uint8 `(T, H, W, 3)` -> float32 `(T, 3, S, S)`."""
-    frames = to_float_frames(clip)
-    frames = resize_frames(frames, short_side_size(frames.shape[-2], frames.shape[-1], input_size))
-    height, width = frames.shape[-2:]
-    top, left = rng.randint(0, height - input_size), rng.randint(0, width - input_size)
-    return normalize(frames[..., top : top + input_size, left : left + input_size])
-
-
-def prepare_train_clip(video: np.ndarray, chunk_size: int, input_size: int, h_flip_prob: float,
-                       rng: random.Random, dataset_type: str = "movi") -> torch.Tensor:
-    """One training clip (§1.2): a random chunk-aligned chunk, resized/cropped and normalised, flipped as a
-    whole with probability `h_flip_prob`. uint8 `(T, H, W, 3)` -> float32 `(chunk_size, 3, S, S)`."""
-    clip = take_chunk(video, sample_chunk_start(video.shape[0], chunk_size, rng), chunk_size)
-    if dataset_type == "ytvis":
-        frames = prepare_ytvis_train_clip(clip, input_size, rng)
-    else:
-        frames = prepare_video(clip, input_size)
-    return maybe_hflip(frames, h_flip_prob, rng)
-
-
-def _resize_nearest(masks: torch.Tensor, size: int) -> torch.Tensor:
+def resize_nearest(masks: torch.Tensor, size: int) -> torch.Tensor:
     """nearest-exact resize of integer maps `(T, C, H, W)` to `size` x `size`."""
     if tuple(masks.shape[-2:]) == (size, size):
         return masks
     return F.interpolate(masks, size=(size, size), mode="nearest-exact")
-
-
-def prepare_masks(segmentations: np.ndarray, num_classes: int, mask_size: int,
-                  dataset_type: str = "movi") -> torch.Tensor:
-    """Ground-truth masks for the metrics: float32 one-hot `(T, C, Hm, Wm)`, C = `num_classes`, Hm = Wm = mask_size.
-
-    MOVi: `segmentations` uint8 `(T, H, W, 1)` instance ids; channel 0 = background (§1.3); ids must be
-    < num_classes. YT-VIS: uint8 `(T, H, W, I)` one channel per instance (category id or 0), central square
-    crop, binarised, zero-padded to C channels, no background channel (unlabelled pixels are all-zero).
-    """
-    masks = torch.from_numpy(np.ascontiguousarray(segmentations)).permute(0, 3, 1, 2)
-    if dataset_type == "ytvis":
-        instances = masks.shape[1]
-        if instances > num_classes:
-            raise ValueError(f"video has {instances} instances, more than num_classes={num_classes}")
-        height, width = masks.shape[-2:]
-        side = min(height, width)
-        top, left = center_crop_box(height, width, side)
-        binary = (masks[..., top : top + side, left : left + side] > 0).float()
-        binary = _resize_nearest(binary, mask_size)
-        return F.pad(binary, (0, 0, 0, 0, 0, num_classes - instances))
-    largest = int(masks.max()) if masks.numel() else 0
-    if largest >= num_classes:
-        raise ValueError(
-            f"segmentation id {largest} does not fit num_classes={num_classes} (ids 0..{num_classes - 1}; "
-            "MOVi-C uses 11, MOVi-E 24): raise num_classes"
-        )
-    ids = _resize_nearest(masks.float(), mask_size).long()
-    return torch.zeros((ids.shape[0], num_classes, *ids.shape[-2:]), dtype=torch.float32).scatter_(1, ids, 1.0)

@@ -96,14 +96,14 @@ def _frame_folder(path: Path) -> VideoSource:
     return VideoSource(path.name, len(files), DEFAULT_FPS, frames)
 
 
-def _shard_videos(path: Path, key: str | None, dataset_type: str) -> Iterator[VideoSource]:
+def _shard_videos(path: Path, key: str | None, mask_channels: int | None) -> Iterator[VideoSource]:
     """One source per sample (or only sample ``key``) of a webdataset shard, read one sample at a time with
     :func:`srl_plugin.data.shards.iter_shard_samples` (``video.npy`` uint8 ``(T, H, W, 3)``)."""
     from srl_plugin.data.shards import DataError, iter_shard_samples
 
     found = False
     try:
-        for sample in iter_shard_samples(str(path), dataset_type):
+        for sample in iter_shard_samples(str(path), mask_channels):
             if key is not None and sample["__key__"] != key:
                 continue
             found = True
@@ -120,9 +120,10 @@ def is_shard(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SHARD_SUFFIXES
 
 
-def open_videos(path: str | Path, key: str | None = None, dataset_type: str = "movi") -> Iterator[VideoSource]:
+def open_videos(path: str | Path, key: str | None = None, mask_channels: int | None = 1) -> Iterator[VideoSource]:
     """The videos in ``path``: one for a video file or frame folder, one per sample (or just ``key``) for a
-    shard (``dataset_type`` picks the shard validation rules). Files are checked before this returns;
+    shard (``mask_channels``: the channel count its stored segmentations must have, the dataset family's,
+    see :func:`srl_plugin.data.shards.validate_sample`). Files are checked before this returns;
     shard samples are decoded one at a time while iterating.
 
     Raises:
@@ -138,7 +139,7 @@ def open_videos(path: str | Path, key: str | None = None, dataset_type: str = "m
     if suffix in VIDEO_SUFFIXES:
         return iter([_video_file(path)])
     if is_shard(path):
-        return _shard_videos(path, key, dataset_type)
+        return _shard_videos(path, key, mask_channels)
     raise ValueError(
         f"unsupported input {path}: give a video ({', '.join(VIDEO_SUFFIXES)}), a folder of frames or a "
         "webdataset shard (.tar)"

@@ -12,7 +12,6 @@ _EXPORTS = {
     "overlay_masks": "srl_plugin.inference.overlay",
     "slot_palette": "srl_plugin.inference.overlay",
     "InferenceResult": "srl_plugin.inference.predict",
-    "crop_to_model_view": "srl_plugin.inference.predict",
     "infer_video": "srl_plugin.inference.predict",
     "run_inference": "srl_plugin.inference.predict",
     "VideoSource": "srl_plugin.data.video_io",

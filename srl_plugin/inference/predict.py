@@ -15,29 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from srl_plugin.data.transforms import center_crop_box, prepare_video
+from srl_plugin.data.families import DatasetFamily, config_family, dataset_family
 from srl_plugin.inference.overlay import mask_grid, overlay_masks, slot_palette
 from srl_plugin.data.video_io import VideoSource, is_shard, open_videos
 from srl_plugin.inference.writers import OverlayWriter, StreamingNpzWriter
 from srl_plugin.metrics import slot_ids_from_soft
 from srl_plugin.models import RandomInit
 from srl_plugin.runtime import load_model, stream
-
-
-def crop_to_model_view(frames: np.ndarray, dataset_type: str) -> np.ndarray:
-    """The part of ``(T, H, W, 3)`` frames the model sees: YT-VIS configs take the central square of side
-    ``min(H, W)`` (docs/METHODS.md §1.3), MOVi configs the whole frame (resized without keeping the aspect ratio)."""
-    if dataset_type != "ytvis":
-        return frames
-    height, width = frames.shape[1:3]
-    side = min(height, width)
-    top, left = center_crop_box(height, width, side)
-    return frames[:, top : top + side, left : left + side]
 
 
 def windows_of(frames: Iterable[np.ndarray], window: int) -> Iterator[np.ndarray]:
@@ -88,7 +76,7 @@ def infer_video(
     out_dir: str | Path,
     window: int = 8,
     device: str | torch.device = "cpu",
-    dataset_type: str = "movi",
+    dataset_type: str | DatasetFamily = "movi",
     alpha: float = 0.5,
     grid_frames: int = 4,
     gif_frames: int = 48,
@@ -97,9 +85,10 @@ def infer_video(
 ) -> InferenceResult:
     """Runs ``model`` over ``source`` in windows and writes the outputs to ``out_dir``.
 
-    Frames are prepared as the validation transform of ``dataset_type`` does (``movi``: bicubic resize of the
-    whole frame to the model's input size; ``ytvis``: central square crop first, and every output then covers
-    that crop).
+    Frames are prepared as the validation transform of the dataset family ``dataset_type`` does
+    (:mod:`srl_plugin.data.families`; ``movi``: bicubic resize of the whole frame to the model's input size;
+    ``ytvis``: central square crop first), and every output covers the part of the frame the model sees
+    (:meth:`~srl_plugin.data.families.DatasetFamily.model_view`).
 
     Files: ``masks.npz`` (``slot_ids`` uint8 ``(T, H, W)`` at the input resolution, ``soft_masks`` float32
     ``(T, K, h, w)`` at patch resolution, ``fps``), ``slots.npy`` float32 ``(T, K, D)``, ``overlay.mp4``
@@ -107,6 +96,7 @@ def infer_video(
     and ``mask_grid.png`` (frame, overlay and per-slot masks for ``grid_frames`` frames).
     """
     started = time.perf_counter()
+    family = dataset_family(dataset_type)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
@@ -124,9 +114,9 @@ def infer_video(
 
     def video_windows() -> Iterator[dict[str, torch.Tensor]]:
         for frames in windows_of(source.frames(), window):
-            frames = crop_to_model_view(frames, dataset_type)
+            frames = family.model_view(frames)
             frame_windows.append(frames)
-            yield {"video": prepare_video(frames, model.input_size, dataset_type).unsqueeze(0).to(device)}
+            yield {"video": family.prepare_video(frames, model.input_size).unsqueeze(0).to(device)}
 
     bar = tqdm(total=source.num_frames, unit="frame", desc=source.name, disable=not progress)
     start = 0
@@ -189,13 +179,13 @@ def run_inference(
     for module in model.modules():
         if isinstance(module, RandomInit):
             module.eval_seed = seed
-    dataset_type = str(OmegaConf.select(config, "data.dataset_type", default="movi"))
-    sources = open_videos(input_path, key=key, dataset_type=dataset_type)
+    family = config_family(config)
+    sources = open_videos(input_path, key=key, mask_channels=family.mask_channels)
     out_dir = Path(out_dir)
     results = []
     for source in sources:
         target = out_dir / source.name if is_shard(input_path) else out_dir
         results.append(
-            infer_video(model, source, target, window=window, device=resolved, dataset_type=dataset_type, **options)
+            infer_video(model, source, target, window=window, device=resolved, dataset_type=family, **options)
         )
     return results
