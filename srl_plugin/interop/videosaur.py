@@ -153,14 +153,16 @@ class VideoSAURLayout(OfficialLayout):
 
     VideoSAUR released models on three backbones (configs/backbone/ names below). A checkpoint on another backbone
     than its preset's experiment selects is imported with that backbone (told by its patch size, or without
-    backbone weights by its patch count); the DINOv2 one also takes the official ``ytvis_dinov2`` settings.
+    backbone weights by its patch count); the YT-VIS one on DINOv2 also takes the official ``ytvis_dinov2``
+    settings.
     """
 
     methods = ("videosaur",)
     released_backbones = ("dino_vitb8_224", "dino_vitb16_224", "dinov2_vitb14_518")
-    # configs/videosaur/ytvis_dinov2 of martius-lab/videosaur beside configs/videosaur/ytvis (docs/METHODS.md §2.1).
-    backbone_settings: dict[str, tuple[str, ...]] = {
-        "dinov2_vitb14_518": ("model.similarity_temperature=0.15", "data.mask_size=224"),
+    # (preset, backbone) -> what configs/videosaur/ytvis_dinov2 of martius-lab/videosaur sets beside
+    # configs/videosaur/ytvis (docs/METHODS.md §2.1).
+    variant_settings: dict[tuple[str, str], tuple[str, ...]] = {
+        ("ytvis2021", "dinov2_vitb14_518"): ("model.similarity_temperature=0.15", "data.mask_size=224"),
     }
 
     def matches(self, state_dict: StateDict) -> bool:
@@ -185,7 +187,7 @@ class VideoSAURLayout(OfficialLayout):
         preset_backbone = preset_model("videosaur", preset)["backbone"]["model_name"]
         if not chosen or backbone_config(chosen[0])["backbone"]["model_name"] == preset_backbone:
             return []
-        return [f"backbone={chosen[0]}", *self.backbone_settings.get(chosen[0], ())]
+        return [f"backbone={chosen[0]}", *self.variant_settings.get((preset, chosen[0]), ())]
 
     def to_ours(self, state_dict: StateDict) -> tuple[dict[str, torch.Tensor], list[str]]:
         return convert_videosaur_state_dict(state_dict)
