@@ -9,6 +9,7 @@ from einops import rearrange
 from torch import nn
 
 from srl_plugin.models.attention import MultiHeadAttention
+from srl_plugin.models.broadcast_mixing import BroadcastMixing, hidden_and_mixing
 from srl_plugin.models.mlp import build_relu_mlp
 
 
@@ -21,22 +22,28 @@ class MLPBroadcastDecoder(nn.Module):
       so it runs on ``K + N`` rows instead of ``K * N``;
     - the alpha masks sum to one over slots, so the feature part of the last linear commutes with the mixing,
       ``sum_k a_k (W h_k + b) = W (sum_k a_k h_k) + b``: per slot only the alpha row runs, and the feature rows
-      run once per patch on the mixed hidden state.
+      run once per patch on the mixed hidden state;
+    - the hidden layers, alpha row and mixing run as one autograd function
+      (:class:`srl_plugin.models.broadcast_mixing.BroadcastMixing`) whose backward pass works in place on two
+      gradient buffers, and without autograd (reusing dead activations' memory) when no gradient is needed.
 
     The parameters (``mlp`` as the official ``Linear -> ReLU -> ... -> Linear`` stack, ``pos_emb``) and the
-    outputs are those of the plain formulation; results differ only by floating-point reassociation.
+    outputs are those of the plain formulation; results differ only by floating-point reassociation. Under
+    autocast the hidden layers run in the autocast dtype, as autocast would run them.
 
     Args:
         slot_dim: ``D``.
         output_dim: decoded feature width (``D_f``); the MLP outputs ``output_dim + 1`` channels.
         num_patches: ``N``, size of the learned positional embedding.
-        hidden_dims: widths of the hidden layers (``(1024, 1024, 1024)`` officially).
+        hidden_dims: widths of the hidden layers (``(1024, 1024, 1024)`` officially; at least one).
     """
 
     def __init__(
         self, slot_dim: int, output_dim: int, num_patches: int, hidden_dims: Sequence[int] = (1024, 1024, 1024)
     ) -> None:
         super().__init__()
+        if not hidden_dims:
+            raise ValueError("MLPBroadcastDecoder needs at least one hidden layer: give hidden_dims, e.g. [1024]")
         self.output_dim = output_dim
         self.pos_emb = nn.Parameter(torch.randn(num_patches, slot_dim) * slot_dim**-0.5)
         self.mlp = build_relu_mlp([slot_dim, *hidden_dims, output_dim + 1])
@@ -44,31 +51,21 @@ class MLPBroadcastDecoder(nn.Module):
     def forward(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
         """``slots`` (B, T, K, D) -> ``reconstruction`` (B, T, N, output_dim), ``masks`` (B, T, K, N) and
         ``alpha_logits`` (B, T, K, N) (the logits ``masks`` is the softmax over slots of; SSync)."""
-        *hidden_layers, last = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
-        hidden = self._hidden_state(slots, hidden_layers)
-        alpha_logits = F.linear(hidden, last.weight[self.output_dim :], last.bias[self.output_dim :])
-        alpha_logits = alpha_logits.view(*slots.shape[:3], -1)
-        masks = alpha_logits.softmax(dim=-2)
-        hidden = hidden.view(*masks.shape, hidden.shape[-1])
-        mixed = torch.einsum("btkn,btknh->btnh", masks, hidden)
+        first, *hidden_layers, last = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
+        per_slot = F.linear(slots, first.weight, first.bias)
+        per_position = F.linear(self.pos_emb, first.weight)
+        dtype = per_slot.dtype  # the autocast dtype under autocast
+        alpha = (last.weight[self.output_dim :].to(dtype), last.bias[self.output_dim :].to(dtype))
+        weights_and_biases = [parameter.to(dtype) for layer in hidden_layers for parameter in (layer.weight, layer.bias)]
+        inputs = (per_slot, per_position, *alpha, *weights_and_biases)
+        if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in inputs):
+            alpha_logits, masks, mixed = BroadcastMixing.apply(*inputs)
+        else:
+            alpha_logits, masks, mixed, _ = hidden_and_mixing(
+                per_slot, per_position, weights_and_biases[0::2], weights_and_biases[1::2], *alpha, keep_hidden=False
+            )
         reconstruction = F.linear(mixed, last.weight[: self.output_dim], last.bias[: self.output_dim])
         return {"reconstruction": reconstruction, "masks": masks, "alpha_logits": alpha_logits}
-
-    def _hidden_state(self, slots: torch.Tensor, hidden_layers: Sequence[nn.Linear]) -> torch.Tensor:
-        """The input of the last linear for every slot and patch, flattened: (B * T * K * N, H).
-
-        The ReLUs run in place on 2-D tensors that own their memory (on an N-D linear output, which autograd
-        sees as a view, an in-place op would cost a full copy in the backward pass).
-        """
-        if not hidden_layers:
-            return (slots.unsqueeze(-2) + self.pos_emb).flatten(0, -2)
-        first, *rest = hidden_layers
-        per_slot = F.linear(slots, first.weight, first.bias).unsqueeze(-2)
-        per_position = F.linear(self.pos_emb, first.weight)
-        hidden = torch.relu_(per_slot + per_position).flatten(0, -2)
-        for layer in rest:
-            hidden = torch.relu_(F.linear(hidden, layer.weight, layer.bias))
-        return hidden
 
 
 class AllocatorBlock(nn.Module):
