@@ -1,26 +1,67 @@
-"""The hidden layers, alpha head and slot mixing of the MLP broadcast decoder as one autograd function.
+"""The hidden layers, alpha head and slot mixing of the MLP broadcast decoder, frame by frame, as one autograd
+function.
 
 With ``K`` slots, ``N`` patches and hidden widths ``H_1 .. H_L`` the decoder's hidden activations are
 ``R x H_l`` with ``R = B * T * K * N`` rows (104 MB each at MOVi-C size, batch 1, fp32). Plain autograd keeps
 all of them and allocates a fresh tensor of that size for every ReLU gradient, every linear input gradient,
 the alpha-head gradient, the mixing gradient and the permuted copies that ``einsum`` makes for the mixing
-(on CPU a fresh 104 MB tensor costs about as much again as the pass that fills it: page faults). Here:
+(on CPU a fresh 104 MB tensor costs about as much again as the pass that fills it: page faults). The softmax
+over slots and the mixing only combine rows of one frame, so everything here runs on chunks of whole frames
+(``K * N`` rows each) in a few reused buffers of chunk size:
 
-- the first hidden activation, ``relu(per_slot_k + per_position_n)``, is not kept: the backward pass
-  recomputes it (one addition) from the two small halves of the first linear;
-- the backward pass works in place on two gradient buffers: ReLU gradients from the sign of the saved
-  outputs, each linear's input gradient written into the buffer freed one layer up;
-- the mixing runs slot by slot without copies.
+- forward: the first hidden activation ``relu(per_slot_k + per_position_n)`` exists one chunk at a time
+  and is recomputed in the backward pass (one addition); only ``H_2 .. H_L`` are kept for the backward pass,
+  and without gradients none is (evaluation needs chunk-sized memory only);
+- backward: the gradients run down the layers chunk by chunk, in place (ReLU gradients from the sign of the
+  kept outputs), accumulating the weight gradients; no ``R x H`` gradient tensor exists.
 
 Values are those of the plain formulation up to floating-point reassociation (the recomputed activation is
-bitwise the forward one). The saved activations are left untouched, so the graph can be traversed more than
+bitwise the forward one). The kept activations are left untouched, so the graph can be traversed more than
 once (``retain_graph``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
 import torch
+
+CHUNK_ELEMENTS = {"cpu": 2**23}
+"""Elements of one chunk-sized buffer per device type (at least one frame per chunk); others use
+``DEFAULT_CHUNK_ELEMENTS``. On CPU small chunks stay in memory already mapped between uses."""
+DEFAULT_CHUNK_ELEMENTS = 2**28
+
+
+def frame_chunks(frames: int, rows_per_frame: int, width: int, device: torch.device) -> Iterator[slice]:
+    """Consecutive slices of ``frames`` frames, each of at least one frame and, where possible, at most
+    ``CHUNK_ELEMENTS`` values of ``rows_per_frame x width``."""
+    budget = CHUNK_ELEMENTS.get(device.type, DEFAULT_CHUNK_ELEMENTS)
+    step = max(1, budget // (rows_per_frame * width))
+    return (slice(start, min(start + step, frames)) for start in range(0, frames, step))
+
+
+class _Scratch:
+    """Reusable chunk-sized buffers, one per name and width, grown to the largest row count asked for."""
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.like = like
+        self.buffers: dict[tuple[str, int], torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, width: int) -> torch.Tensor:
+        """An uninitialised (rows, width) tensor (same dtype and device as ``like``) that stays valid until the
+        next ``get`` of ``name`` and ``width``."""
+        buffer = self.buffers.get((name, width))
+        if buffer is None or buffer.shape[0] < rows:
+            buffer = self.buffers[name, width] = self.like.new_empty(rows, width)
+        return buffer[:rows]
+
+
+def first_activation(per_slot: torch.Tensor, per_position: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``relu(per_slot_k + per_position_n)`` for every slot of ``per_slot`` (F, K, H_1) and patch of
+    ``per_position`` (N, H_1), flattened to (F * K * N, H_1) in ``out`` (a tensor of that shape)."""
+    frames, slots, width = per_slot.shape
+    target = out.view(frames, slots, per_position.shape[0], width)
+    return torch.relu_(torch.add(per_slot.unsqueeze(2), per_position, out=target)).view(-1, width)
 
 
 def hidden_and_mixing(
@@ -40,63 +81,59 @@ def hidden_and_mixing(
         per_position: (N, H_1) first linear's weight applied to the positional embedding.
         weights / biases: the hidden linears after the first, ``(H_l, H_{l-1})`` / ``(H_l,)``.
         alpha_weight / alpha_bias: ``(1, H_L)`` / ``(1,)``, the alpha row of the last linear.
-        keep_hidden: return the hidden activations after the first (what the backward pass needs); the
-            memory of an activation that is neither kept nor needed any more is reused for the next layer.
+        keep_hidden: return the hidden activations after the first (what the backward pass needs).
 
     Returns ``alpha_logits`` (B, T, K, N), ``masks`` (B, T, K, N) (softmax over slots), ``mixed``
     (B, T, N, H_L) (``sum_k masks_k * hidden_k``) and the kept activations ``[(R, H_l) for l = 2 .. L]`` (ReLU
-    outputs; empty unless ``keep_hidden``).
+    outputs, rows in (B, T, K, N) order; empty unless ``keep_hidden``).
     """
-    batch, frames, slots, _ = per_slot.shape
+    batch, time, slots, first_width = per_slot.shape
+    patches = per_position.shape[0]
+    frames, rows_per_frame = batch * time, slots * patches
+    widest = max([first_width, *(weight.shape[0] for weight in weights)])
+    top_width = weights[-1].shape[0] if weights else first_width
+    per_frame = per_slot.reshape(frames, slots, first_width)
+    alpha_logits = per_slot.new_empty(frames, slots, patches)
+    masks = torch.empty_like(alpha_logits)
+    mixed = per_slot.new_empty(frames, patches, top_width)
+    kept = [per_slot.new_empty(frames * rows_per_frame, weight.shape[0]) for weight in weights] if keep_hidden else []
+    scratch = _Scratch(per_slot)
     with torch.autocast(per_slot.device.type, enabled=False):
-        hidden = torch.relu_(first_preactivation(per_slot, per_position))
-        kept: list[torch.Tensor] = []
-        spare: torch.Tensor | None = None
-        for weight, bias in zip(weights, biases):
-            reusable = spare is not None and spare.shape == (hidden.shape[0], weight.shape[0])
-            following = torch.relu_(torch.addmm(bias, hidden, weight.t(), out=spare if reusable else None))
-            spare = None if kept and kept[-1] is hidden else hidden
-            if keep_hidden:
-                kept.append(following)
-            hidden = following
-        alpha_logits = torch.addmm(alpha_bias, hidden, alpha_weight.t()).view(batch, frames, slots, -1)
-        masks = alpha_logits.softmax(dim=2)
-        top = hidden.view(*masks.shape, -1)
-        mixed = top[:, :, 0] * masks[:, :, 0, :, None]
-        for slot in range(1, slots):
-            mixed.addcmul_(top[:, :, slot], masks[:, :, slot, :, None])
-    return alpha_logits, masks, mixed, kept
-
-
-def first_preactivation(
-    per_slot: torch.Tensor, per_position: torch.Tensor, out: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``per_slot_k + per_position_n`` for every slot and patch, flattened: (B * T * K * N, H_1), into ``out``
-    (a tensor of that shape) when given."""
-    batch, frames, slots, width = per_slot.shape
-    shape = (batch, frames, slots, per_position.shape[0], width)
-    target = None if out is None else out.view(shape)
-    return torch.add(per_slot.unsqueeze(3), per_position, out=target).view(-1, width)
-
-
-def _mask_relu_gradient_(gradient: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """``gradient * (activation > 0)`` written into ``gradient``: the ReLU backward, from its output or input."""
-    return torch.ops.aten.threshold_backward.grad_input(gradient, activation, 0, grad_input=gradient)
+        for chunk in frame_chunks(frames, rows_per_frame, widest, per_slot.device):
+            rows = slice(chunk.start * rows_per_frame, chunk.stop * rows_per_frame)
+            count = rows.stop - rows.start
+            hidden = first_activation(per_frame[chunk], per_position, scratch.get("hidden0", count, first_width))
+            for layer, (weight, bias) in enumerate(zip(weights, biases)):
+                target = kept[layer][rows] if keep_hidden else scratch.get(f"hidden{(layer + 1) % 2}", count, weight.shape[0])
+                hidden = torch.relu_(torch.addmm(bias, hidden, weight.t(), out=target))
+            torch.addmm(alpha_bias, hidden, alpha_weight.t(), out=alpha_logits[chunk].view(-1, 1))
+            masks[chunk] = alpha_logits[chunk].softmax(dim=1)
+            top = hidden.view(-1, slots, patches, top_width)
+            mixing = masks[chunk].unsqueeze(-1)
+            torch.mul(top[:, 0], mixing[:, 0], out=mixed[chunk])
+            for slot in range(1, slots):
+                mixed[chunk].addcmul_(top[:, slot], mixing[:, slot])
+    shape = (batch, time, slots, patches)
+    return alpha_logits.view(shape), masks.view(shape), mixed.view(batch, time, patches, top_width), kept
 
 
 def _masks_gradient_through_mixing(top: torch.Tensor, grad_mixed: torch.Tensor) -> torch.Tensor:
-    """``<grad_mixed[b, t, n], top[b, t, k, n]>`` over the hidden width: (B, T, K, N) from ``top`` (B, T, K, N, H)
-    and ``grad_mixed`` (B, T, N, H), one batched matrix-vector product per frame (no copy of ``top``)."""
-    batch, frames, slots, patches, _ = top.shape
-    result = top.new_empty(batch, frames, patches, slots)
-    for b in range(batch):
-        for t in range(frames):
-            torch.bmm(top[b, t].transpose(0, 1), grad_mixed[b, t].unsqueeze(-1), out=result[b, t].unsqueeze(-1))
-    return result.transpose(2, 3)
+    """``<grad_mixed[f, n], top[f, k, n]>`` over the hidden width: (F, K, N) from ``top`` (F, K, N, H) and
+    ``grad_mixed`` (F, N, H), one batched matrix-vector product per frame (no copy of ``top``)."""
+    frames, slots, patches, _ = top.shape
+    result = top.new_empty(frames, patches, slots)
+    for frame in range(frames):
+        torch.bmm(top[frame].transpose(0, 1), grad_mixed[frame].unsqueeze(-1), out=result[frame].unsqueeze(-1))
+    return result.transpose(1, 2)
+
+
+def _mask_relu_gradient_(gradient: torch.Tensor, relu_output: torch.Tensor) -> torch.Tensor:
+    """``gradient * (relu_output > 0)`` written into ``gradient``: the ReLU backward without a new tensor."""
+    return torch.ops.aten.threshold_backward.grad_input(gradient, relu_output, 0, grad_input=gradient)
 
 
 class BroadcastMixing(torch.autograd.Function):
-    """:func:`hidden_and_mixing` as an autograd function with an in-place backward pass.
+    """:func:`hidden_and_mixing` as an autograd function with a chunked, in-place backward pass.
 
     ``apply(per_slot, per_position, alpha_weight, alpha_bias, W_2, b_2, ..., W_L, b_L)`` ->
     ``(alpha_logits, masks, mixed)``, shapes as in :func:`hidden_and_mixing`. All inputs share one dtype
@@ -120,72 +157,66 @@ class BroadcastMixing(torch.autograd.Function):
         if grad_logits is None and grad_masks is None and grad_mixed is None:
             return (None,) * (4 + 2 * len(weights))
         with torch.autocast(masks.device.type, enabled=False):
-            top = kept[-1] if kept else torch.relu_(first_preactivation(per_slot, per_position))
-            gradient, grad_alpha_weight, grad_alpha_bias = _head_backward(
-                masks, alpha_weight, top.view(*masks.shape, -1), grad_logits, grad_masks, grad_mixed
-            )
-            grad_per_slot, grad_per_position, layer_grads = _hidden_backward(
-                gradient, per_slot, per_position, kept, weights
-            )
-        return grad_per_slot, grad_per_position, grad_alpha_weight, grad_alpha_bias, *layer_grads
+            return _backward(per_slot, per_position, masks, alpha_weight, kept, weights, grad_logits, grad_masks, grad_mixed)
 
 
-def _head_backward(
+def _backward(
+    per_slot: torch.Tensor,
+    per_position: torch.Tensor,
     masks: torch.Tensor,
     alpha_weight: torch.Tensor,
-    top: torch.Tensor,
+    kept: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor],
     grad_logits: torch.Tensor | None,
     grad_masks: torch.Tensor | None,
     grad_mixed: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Through the mixing, softmax and alpha row: the gradient of the last hidden activation ``top``
-    (B, T, K, N, H_L), as (R, H_L), and those of the alpha weight (1, H_L) and bias (1,)."""
-    grad_of_masks = grad_masks
-    if grad_mixed is not None:
-        through_mixing = _masks_gradient_through_mixing(top, grad_mixed)
-        grad_of_masks = through_mixing if grad_of_masks is None else grad_of_masks + through_mixing
-    grad_of_logits = grad_logits
-    if grad_of_masks is not None:
-        through_softmax = masks * (grad_of_masks - (grad_of_masks * masks).sum(dim=2, keepdim=True))
-        grad_of_logits = through_softmax if grad_of_logits is None else grad_of_logits + through_softmax
-    # some output has a gradient, and the masks' and mixed's both reach the logits: grad_of_logits is set
-    gradient = torch.mul(grad_of_logits.unsqueeze(-1), alpha_weight.view(-1))
-    if grad_mixed is not None:
-        gradient.addcmul_(masks.unsqueeze(-1), grad_mixed.unsqueeze(2))
-    rows = grad_of_logits.numel()
-    grad_alpha_weight = torch.mm(grad_of_logits.reshape(1, rows), top.view(rows, -1))
-    return gradient.view(rows, -1), grad_alpha_weight, grad_of_logits.sum().reshape(1)
-
-
-def _hidden_backward(
-    gradient: torch.Tensor,
-    per_slot: torch.Tensor,
-    per_position: torch.Tensor,
-    kept: Sequence[torch.Tensor],
-    weights: Sequence[torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """From the gradient of the last hidden activation (R, H_L) down the hidden layers: the gradients of
-    ``per_slot`` (B, T, K, H_1), ``per_position`` (N, H_1) and ``[W_2, b_2, ..., W_L, b_L]``.
-
-    ``gradient`` is overwritten; besides it one more (R, H) buffer is allocated, which also takes the
-    recomputed first activation.
-    """
-    rows, width = gradient.shape[0], per_slot.shape[-1]
-    layer_grads: list[torch.Tensor] = []
-    spare: torch.Tensor | None = None
-    for layer in range(len(weights) - 1, -1, -1):
-        _mask_relu_gradient_(gradient, kept[layer])
-        if layer == 0:
-            reusable = spare is not None and spare.shape == (rows, width)
-            layer_input = torch.relu_(first_preactivation(per_slot, per_position, out=spare if reusable else None))
-        else:
-            layer_input = kept[layer - 1]
-        layer_grads[:0] = [torch.mm(gradient.t(), layer_input), gradient.sum(dim=0)]
-        if layer == 0:  # the recomputed activation is dead now: its memory takes the input gradient
-            spare = layer_input
-        reusable = spare is not None and spare.shape == (rows, weights[layer].shape[1])
-        spare, gradient = gradient, torch.mm(gradient, weights[layer], out=spare if reusable else None)
-    reusable = spare is not None and spare.shape == (rows, width)
-    _mask_relu_gradient_(gradient, first_preactivation(per_slot, per_position, out=spare if reusable else None))
-    gradient = gradient.view(*per_slot.shape[:3], per_position.shape[0], width)
-    return gradient.sum(dim=3), gradient.flatten(0, 2).sum(dim=0), layer_grads
+) -> tuple[torch.Tensor, ...]:
+    """Gradients of :class:`BroadcastMixing`'s inputs, in its argument order, chunk by chunk of frames."""
+    batch, time, slots, patches = masks.shape
+    frames, rows_per_frame, first_width = batch * time, slots * patches, per_slot.shape[-1]
+    widths = [first_width, *(weight.shape[0] for weight in weights)]
+    per_frame = per_slot.reshape(frames, slots, first_width)
+    masks = masks.reshape(frames, slots, patches)
+    grad_of_masks = None if grad_masks is None else grad_masks.reshape(frames, slots, patches)
+    grad_of_logits = None if grad_logits is None else grad_logits.reshape(frames, slots, patches)
+    grad_mixed = None if grad_mixed is None else grad_mixed.reshape(frames, patches, widths[-1])
+    grad_per_slot = torch.empty_like(per_frame)
+    grad_per_position = torch.zeros_like(per_position)
+    grad_alpha_weight, grad_alpha_bias = torch.zeros_like(alpha_weight), alpha_weight.new_zeros(1)
+    grad_weights = [torch.zeros_like(weight) for weight in weights]
+    grad_biases = [weight.new_zeros(weight.shape[0]) for weight in weights]
+    scratch = _Scratch(per_slot)
+    for chunk in frame_chunks(frames, rows_per_frame, max(widths), per_slot.device):
+        rows = slice(chunk.start * rows_per_frame, chunk.stop * rows_per_frame)
+        count = rows.stop - rows.start
+        hidden = [first_activation(per_frame[chunk], per_position, scratch.get("hidden0", count, first_width))]
+        hidden += [activation[rows] for activation in kept]
+        top = hidden[-1].view(-1, slots, patches, widths[-1])
+        chunk_masks = masks[chunk]
+        logits_gradient = None if grad_of_logits is None else grad_of_logits[chunk]
+        masks_gradient = None if grad_of_masks is None else grad_of_masks[chunk]
+        if grad_mixed is not None:
+            through_mixing = _masks_gradient_through_mixing(top, grad_mixed[chunk])
+            masks_gradient = through_mixing if masks_gradient is None else masks_gradient + through_mixing
+        if masks_gradient is not None:
+            through_softmax = chunk_masks * (masks_gradient - (masks_gradient * chunk_masks).sum(dim=1, keepdim=True))
+            logits_gradient = through_softmax if logits_gradient is None else logits_gradient + through_softmax
+        # some output has a gradient, and those of the masks and of mixed both reach the logits
+        gradient = scratch.get("gradient0", count, widths[-1])
+        torch.mul(logits_gradient.unsqueeze(-1), alpha_weight.view(-1), out=gradient.view(top.shape))
+        if grad_mixed is not None:
+            gradient.view(top.shape).addcmul_(chunk_masks.unsqueeze(-1), grad_mixed[chunk].unsqueeze(1))
+        grad_alpha_weight.addmm_(logits_gradient.reshape(1, count), hidden[-1])
+        grad_alpha_bias += logits_gradient.sum()
+        for layer in range(len(weights) - 1, -1, -1):
+            _mask_relu_gradient_(gradient, hidden[layer + 1])
+            grad_weights[layer].addmm_(gradient.t(), hidden[layer])
+            grad_biases[layer] += gradient.sum(dim=0)
+            target = scratch.get(f"gradient{(len(weights) - layer) % 2}", count, widths[layer])
+            gradient = torch.mm(gradient, weights[layer], out=target)
+        _mask_relu_gradient_(gradient, hidden[0])
+        gradient = gradient.view(-1, slots, patches, first_width)
+        torch.sum(gradient, dim=2, out=grad_per_slot[chunk])
+        grad_per_position += gradient.flatten(0, 1).sum(dim=0)
+    layer_grads = [grad for pair in zip(grad_weights, grad_biases) for grad in pair]
+    return grad_per_slot.view_as(per_slot), grad_per_position, grad_alpha_weight, grad_alpha_bias, *layer_grads
