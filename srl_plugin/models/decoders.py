@@ -23,9 +23,10 @@ class MLPBroadcastDecoder(nn.Module):
     - the alpha masks sum to one over slots, so the feature part of the last linear commutes with the mixing,
       ``sum_k a_k (W h_k + b) = W (sum_k a_k h_k) + b``: per slot only the alpha row runs, and the feature rows
       run once per patch on the mixed hidden state;
-    - the hidden layers, alpha row and mixing run as one autograd function
-      (:class:`srl_plugin.models.broadcast_mixing.BroadcastMixing`) whose backward pass works in place on two
-      gradient buffers, and without autograd (reusing dead activations' memory) when no gradient is needed.
+    - the hidden layers, alpha row and mixing run on chunks of whole frames as one autograd function
+      (:class:`srl_plugin.models.broadcast_mixing.BroadcastMixing`): the first hidden activation is recomputed
+      in the backward pass instead of kept, the backward pass works in place in chunk-sized buffers, and
+      without gradients no hidden activation outlives its chunk.
 
     The parameters (``mlp`` as the official ``Linear -> ReLU -> ... -> Linear`` stack, ``pos_emb``) and the
     outputs are those of the plain formulation; results differ only by floating-point reassociation. Under
