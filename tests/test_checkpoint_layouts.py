@@ -1,5 +1,5 @@
-"""Checkpoints written by ``ocl_train`` for the plugin's experiments (OCL's run layout, weights under
-``models.method.model.``, ``model_prefix`` recorded) are read by every front door through the runtime."""
+"""Checkpoints written by ``ocl_train`` for the plugin's experiments (OCL's run layout, the method's parts as OCL
+model parts under ``models.``, ``model_prefix`` recorded) are read by every front door through the runtime."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,14 +18,14 @@ from srl_plugin.runtime import (
     resolved_container,
 )
 
-OCL_PREFIX = "models.method.model."
+OCL_PREFIX = "models."
 
 
 def ocl_checkpoint(model: torch.nn.Module, config: dict, step: int) -> dict:
     """``model``'s checkpoint as OCL's ``CombinedModel`` + ``PluginCheckpointFields`` write it."""
     plugin = checkpoint_dict(model, config, global_step=step)
     state = {OCL_PREFIX + key.removeprefix("model."): value for key, value in plugin["state_dict"].items()}
-    state["models.other.weight"] = torch.zeros(1)
+    state["losses.other.weight"] = torch.zeros(1)  # outside the model parts
     return {**plugin, "state_dict": state, MODEL_PREFIX_RECORD: OCL_PREFIX}
 
 

@@ -109,13 +109,14 @@ def write_ocl_run(root: Path, experiment: str | None) -> Path:
     """An ``ocl_train`` run folder as OCL lays it out, with an ``ocl_eval`` report (``metrics.json``)."""
     run = root / "ocl_run"
     (run / "config").mkdir(parents=True)
-    srl = {"srl": {"name": experiment, "overrides": []}} if experiment else {}
-    (run / "config" / "config.yaml").write_text(json.dumps({"experiment": srl}))
+    method, dataset = experiment.split("/") if experiment else (None, None)
+    names = {"method": method, "dataset": dataset} if experiment else {}
+    (run / "config" / "config.yaml").write_text(json.dumps({"experiment": names}))
     checkpoints = run / "lightning_logs" / "version_0" / "checkpoints"
     checkpoints.mkdir(parents=True)
     config = {"method": "srl", "evaluation": {"protocol": "full", "independent_chunks": 4}}
-    torch.save({"state_dict": {"models.method.model.decoder.weight": torch.zeros(2)}, "global_step": 7,
-                "hyper_parameters": {"config": config}, "model_prefix": "models.method.model."},
+    torch.save({"state_dict": {"models.decoder.weight": torch.zeros(2)}, "global_step": 7,
+                "hyper_parameters": {"config": config}, "model_prefix": "models."},
                checkpoints / "last.ckpt")
     report = {"train_config_path": str(run / "config" / "config.yaml"),
               "checkpoint_path": str(checkpoints / "last.ckpt"),

@@ -4,7 +4,9 @@ Each module carries its weight and, optionally, the step window in which it is a
 evaluated on the optimizer step). :meth:`WeightedLoss.loss` is the unweighted 0-dim value (what a method
 model's ``compute_losses`` reports); ``forward(..., global_step)`` returns ``weight * loss`` and a zero outside
 the window, the contract of an OCL loss (OCL sums its losses). The tensor inputs are the arguments of
-``forward``, so a config routes them with ``<argument>_path`` keys.
+``forward``, so a config routes them with ``<argument>_path`` keys. In eval mode ``forward`` returns NaN
+("not computed"): like ``srl-eval``, OCL's validation computes no losses, since whole validation videos may not
+suit them (e.g. SRL's frame groups must divide the clip length).
 """
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ class WeightedLoss(nn.Module):
         raise NotImplementedError
 
     def weighted(self, global_step: int, **inputs: torch.Tensor) -> torch.Tensor:
-        """``weight * loss(**inputs)``, or a zero (no graph) when inactive at ``global_step``."""
+        """``weight * loss(**inputs)``, or a zero (no graph) when inactive at ``global_step``; NaN in eval mode."""
+        if not self.training:
+            return next(iter(inputs.values())).new_full((), float("nan"))
         if not self.is_active(int(global_step)):
             return next(iter(inputs.values())).new_zeros(())
         return self.weight * self.loss(**inputs)

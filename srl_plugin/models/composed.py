@@ -50,7 +50,7 @@ class ComposedVideoModel(FrozenBackboneModel):
             keys, ``backbone.backbone_keys``.
         parts: name -> routed config node (or module), run in this order, hyperparameters resolved (the
             composed config's ``models`` node). Paths also reach ``input.batch_size``, ``input.continuation``
-            (streaming) and ``input.global_step``. ``None``: the shipped wiring of ``method``.
+            (streaming) and ``model.global_step``. ``None``: the shipped wiring of ``method``.
         losses: name -> routed loss node (:class:`srl_plugin.losses.modules.WeightedLoss`), resolved (``losses``).
         outputs: public output name -> path (``slots``, ``predicted_slots``, ``grouping_masks``,
             ``decoder_masks``, ``reconstruction``, ``features``, ...).
@@ -172,11 +172,8 @@ class ComposedVideoModel(FrozenBackboneModel):
         if backbone_keys is not None:
             encoded["backbone_keys"] = backbone_keys.detach()
         tree: dict[str, Any] = {
-            "input": {
-                "batch_size": backbone_features.shape[0],
-                "continuation": initial_slots is not None,
-                "global_step": global_step,
-            },
+            "input": {"batch_size": backbone_features.shape[0], "continuation": initial_slots is not None},
+            "model": _Step(global_step),
             "backbone": encoded,
         }
         for name, paths in self._routes.items():
@@ -186,7 +183,7 @@ class ComposedVideoModel(FrozenBackboneModel):
             tree[name] = call_routed(RoutedPart(getattr(self, name), paths), tree)
         outputs = {public: read_path(tree, path) for public, path in self.output_paths.items()}
         outputs.update(encoded)
-        outputs.update({name: value for name, value in tree.items() if name != "input"})
+        outputs.update({name: value for name, value in tree.items() if name not in ("input", "model")})
         return outputs
 
     def active_losses(self, global_step: int) -> list[str]:
@@ -204,10 +201,11 @@ class ComposedVideoModel(FrozenBackboneModel):
 
 
 class _Step:
-    """What a loss's ``global_step_path: model.global_step`` reads inside :meth:`compute_losses`."""
+    """What ``global_step_path: model.global_step`` reads in the standalone model (OCL's ``CombinedModel`` has
+    the attribute itself): optimizer steps done, or ``None`` in a forward pass given no step."""
 
-    def __init__(self, global_step: int) -> None:
-        self.global_step = int(global_step)
+    def __init__(self, global_step: int | None) -> None:
+        self.global_step = None if global_step is None else int(global_step)
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:

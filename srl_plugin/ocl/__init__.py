@@ -1,9 +1,12 @@
 """Integration with Amazon's object-centric-learning-framework (OCL); see docs/OCL.md.
 
-- :mod:`srl_plugin.ocl.standalone`: the ``srl_standalone`` resolver and builders that take model and data
-  hyperparameters from the plugin's own experiment configs (``configs/experiment``), so both front doors
-  train the same model.
-- :mod:`srl_plugin.ocl.modules`: routed-compatible ``nn.Module`` adapters (the whole method model, loss terms).
+- :mod:`srl_plugin.ocl.experiments`: the config group ``srl_experiment/<method>/<dataset>`` (a Hydra config
+  source): the plugin's experiment with every value under ``experiment``, its parts under ``models`` and its
+  routed losses under ``losses``, from the same config files as ``srl-train``; and the way back to the
+  standalone layout (what checkpoints store).
+- :mod:`srl_plugin.ocl.parts`: the parts only OCL needs (frozen feature extractor, SlotCurri's error
+  recording, the evaluation masks that OCL's metrics score).
+- :mod:`srl_plugin.ocl.checkpoints`: the plugin's checkpoint fields in ``ocl_train``'s checkpoints.
 - :mod:`srl_plugin.ocl.data`: a datamodule wrapper that adds OCL's ``batch_size`` key.
 - :mod:`srl_plugin.ocl.visualizations`: the input video for OCL's TensorBoard visualisations.
 - :mod:`srl_plugin.ocl.scheduling`: the plugin's LR schedule in the form OCL's ``OptimizationWrapper`` expects.

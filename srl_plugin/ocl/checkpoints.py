@@ -2,40 +2,49 @@
 
 :class:`PluginCheckpointFields` is a Lightning callback (``experiment.callbacks.srl_plugin_fields`` in the
 plugin's OCL experiments) that adds the fields of the plugin's checkpoint format
-(:mod:`srl_plugin.runtime.checkpoint`) to every checkpoint OCL writes: the resolved standalone experiment config
-under ``hyper_parameters.config`` and ``model_prefix``, the prefix of the method model's weights inside OCL's
-``CombinedModel`` (``models.method.model.``). OCL ignores both when it loads the checkpoint.
+(:mod:`srl_plugin.runtime.checkpoint`) to every checkpoint OCL writes: the run's config in the standalone layout
+(:func:`srl_plugin.ocl.experiments.standalone_run_config` of the run's saved ``config/config.yaml``) under
+``hyper_parameters.config``, and ``model_prefix: models.``: the method's parts are OCL's model parts, whose
+names are the attribute names of the standalone model. OCL ignores both when it loads the checkpoint.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
-from srl_plugin.ocl.standalone import run_config
-from srl_plugin.runtime import MODEL_PREFIX_RECORD, resolved_container
+from srl_plugin.ocl.experiments import standalone_run_config
+from srl_plugin.runtime import MODEL_PREFIX_RECORD
+
+OCL_MODEL_PREFIX = "models."
 
 
 class PluginCheckpointFields(pytorch_lightning.Callback):
     """Adds ``hyper_parameters.config`` and ``model_prefix`` to OCL's checkpoints.
 
     Args:
-        experiment: the standalone experiment (``experiment.srl.name``, e.g. ``srl/movi_c``).
-        overrides: its Hydra overrides (``experiment.srl.overrides``).
-        model_prefix: where the method model's weights sit in OCL's state dict.
-        config: the run's saved, resolved experiment (``experiment.srl.config``), used instead of composing.
+        saved_config: the run's saved OCL config; ``None``: the one of the running ``ocl_train``
+            (``<hydra.runtime.output_dir>/<hydra.output_subdir>/config.yaml``).
     """
 
-    def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
-                 model_prefix: str = "models.method.model.", config: Any = None) -> None:
-        self.experiment = experiment
-        self.overrides = list(overrides or [])
-        self.model_prefix = model_prefix
-        self.config = config
+    def __init__(self, saved_config: str | None = None) -> None:
+        self.saved_config = None if saved_config is None else Path(saved_config)
+        self._config: dict[str, Any] | None = None
+
+    def _saved_config(self) -> Path:
+        if self.saved_config is not None:
+            return self.saved_config
+        if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
+            raise RuntimeError("PluginCheckpointFields needs saved_config outside an ocl_train run that saves its config")
+        hydra = HydraConfig.get()
+        return Path(hydra.runtime.output_dir) / str(hydra.output_subdir) / "config.yaml"
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Adds the fields in place (Lightning calls this for every checkpoint it writes)."""
-        config = resolved_container(run_config(self.experiment, self.overrides, config=self.config))
-        checkpoint.setdefault("hyper_parameters", {})["config"] = config
-        checkpoint[MODEL_PREFIX_RECORD] = self.model_prefix
+        if self._config is None:
+            self._config = standalone_run_config(OmegaConf.load(self._saved_config()))
+        checkpoint.setdefault("hyper_parameters", {})["config"] = self._config
+        checkpoint[MODEL_PREFIX_RECORD] = OCL_MODEL_PREFIX

@@ -2,20 +2,21 @@
 
 OCL's ``CombinedModel`` needs ``batch["batch_size"]``, its trainer is a ``pytorch_lightning.Trainer``
 (a different class hierarchy from ``lightning``), and ``ocl_eval`` calls ``val_dataloader()`` directly,
-without ``setup`` or the datamodule's batch hooks. :class:`OCLVideoDataModule` therefore wraps the
-standalone experiment's datamodule and adds ``batch_size`` inside the loaders it returns. Batches keep the
-plugin's keys (docs/ARCHITECTURE.md "Batches"): route ``input.video``, ``input.masks``,
-``input.backbone_features``.
+without ``setup`` or the datamodule's batch hooks. :class:`OCLVideoDataModule` therefore wraps the datamodule
+``srl-train`` builds from the same values (``experiment.data``, ``experiment.evaluation``, ...) and adds
+``batch_size`` inside the loaders it returns. Batches keep the plugin's keys (docs/ARCHITECTURE.md "Batches"):
+route ``input.video``, ``input.masks``, ``input.backbone_features``, ``input.chunk_index``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import pytorch_lightning as pl
+from omegaconf import OmegaConf
 
 from srl_plugin.data.shards import MissingShardsError
-from srl_plugin.ocl.standalone import build_datamodule, ocl_command
+from srl_plugin.training.runner import build_datamodule
 
 _Result = TypeVar("_Result")
 
@@ -45,32 +46,31 @@ class BatchSizeLoader:
 
 
 class OCLVideoDataModule(pl.LightningDataModule):
-    """The datamodule of a standalone experiment as a ``pytorch_lightning`` datamodule.
+    """The datamodule ``srl-train`` builds, as a ``pytorch_lightning`` datamodule.
 
     Args:
-        experiment: standalone experiment, e.g. ``srl/movi_c`` (``configs/experiment/srl/movi_c.yaml``).
-        overrides: Hydra overrides of the standalone config, e.g. ``["data.root=/data/movi_c"]``.
-        eval_batch_size: replaces the validation batch size (set by ``ocl_eval eval_batch_size=...``).
-        config: the run's saved, resolved experiment (``experiment.srl.config``), used instead of composing.
+        config: the standalone keys the data depend on (``data``, ``evaluation``, ``features``, ``cache``,
+            ``model``, ``method``, ``dataset``, ``seed``), i.e. those of OCL's ``experiment`` node.
+        eval_batch_size: replaces ``data.val_batch_size`` (set by ``ocl_eval eval_batch_size=...``).
     """
 
-    def __init__(self, experiment: str, overrides: Sequence[str] | None = None,
-                 eval_batch_size: int | None = None, config: Any = None) -> None:
+    def __init__(self, config: Mapping[str, Any], eval_batch_size: int | None = None) -> None:
         super().__init__()
-        self.experiment = experiment
-        self.overrides = list(overrides or [])
-        self.inner = build_datamodule(experiment, overrides, eval_batch_size, config)
+        run = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(config), resolve=True))
+        if eval_batch_size is not None:
+            run.data.val_batch_size = int(eval_batch_size)
+        self.inner = build_datamodule(run)
         self._ready = False
 
-    def _with_ocl_hint(self, step: Callable[[], _Result]) -> _Result:
+    @staticmethod
+    def _with_ocl_hint(step: Callable[[], _Result]) -> _Result:
         """Runs ``step``; missing shards are reported with the ``ocl_train`` override that points at the data."""
         try:
             return step()
         except MissingShardsError as error:
-            command = ocl_command(self.experiment, self.overrides, "data.root=/abs/path/to/the/shards")
             raise MissingShardsError(
-                f"{error}\nInside OCL, pass the data folder to the plugin's experiment: {command} "
-                "(or export SRL_DATA_ROOT)"
+                f"{error}\nInside OCL, pass the data folder: ocl_train +experiment=<method>/<dataset> "
+                "experiment.data.root=/abs/path/to/the/shards (or export SRL_DATA_ROOT before ocl_train)"
             ) from error
 
     def _ensure_ready(self) -> None:

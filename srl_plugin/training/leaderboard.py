@@ -3,7 +3,7 @@ numbers of docs/METHODS.md §8 alongside on request.
 
 Records come from `srl-eval` or from OCL's `ocl_eval` run on one of this plugin's OCL experiments
 (`{"train_config_path", "checkpoint_path", "metrics": {"val": {...}}}`); the latter are turned into the same
-fields (method and dataset from the run's `experiment.srl.name`, step and protocol from the checkpoint), and
+fields (method and dataset from the run's `experiment.method` / `experiment.dataset`, step and protocol from the checkpoint), and
 the column `evaluated by` tells the two apart."""
 from __future__ import annotations
 
@@ -69,18 +69,19 @@ def record_from_ocl_report(report: Mapping[str, Any], path: Path) -> dict[str, A
     config_path = Path(str(report["train_config_path"]))
     if not config_path.is_file():
         raise FileNotFoundError(f"{path} names the run config {config_path}, which does not exist")
-    name = OmegaConf.select(OmegaConf.load(config_path), "experiment.srl.name", default=None)
-    if not isinstance(name, str) or name.count("/") != 1:
+    run = OmegaConf.load(config_path)
+    method, dataset = (OmegaConf.select(run, f"experiment.{key}", default=None) for key in ("method", "dataset"))
+    if not isinstance(method, str) or not isinstance(dataset, str):
         raise ValueError(
             f"{path} is an ocl_eval report of a run that is not one of srl-plugin's OCL experiments ({config_path} "
-            "has no experiment.srl.name); srl-compare ranks runs of `ocl_train +experiment=<method>/<dataset>`"
+            "has no experiment.method / experiment.dataset); srl-compare ranks runs of "
+            "`ocl_train +experiment=<method>/<dataset>`"
         )
     values = dict(report["metrics"].get("val", {}))
     if "num_videos" not in values:
         raise ValueError(f"{path} has no val/num_videos; evaluate the run with this plugin's current OCL configs")
     checkpoint = read_checkpoint(str(report["checkpoint_path"]))
     evaluation = checkpoint["hyper_parameters"]["config"].get("evaluation", {})
-    method, dataset = name.split("/")
     record = {
         "method": method, "dataset": dataset, "evaluated_by": OCL_EVAL, "step": int(checkpoint["global_step"]),
         "checkpoint": str(report["checkpoint_path"]), "protocol": evaluation.get("protocol"),
