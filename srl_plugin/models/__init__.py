@@ -6,6 +6,7 @@ from srl_plugin.models.curriculum import CurriculumLearnedInit
 from srl_plugin.models.decoders import MLPBroadcastDecoder, SlotMixerDecoder
 from srl_plugin.models.initializers import FixedLearnedInit, RandomInit
 from srl_plugin.models.mlp import NormedMLP, build_relu_mlp
+from srl_plugin.models.patch_backbone import PatchPixelBackbone, PatchPixels
 from srl_plugin.models.predictor import TransformerPredictor
 from srl_plugin.models.projection import Projection
 from srl_plugin.models.processor import RecurrentProcessor
@@ -25,6 +26,8 @@ __all__ = [
     "MLPBroadcastDecoder",
     "MultiHeadAttention",
     "NormedMLP",
+    "PatchPixelBackbone",
+    "PatchPixels",
     "Projection",
     "RandomInit",
     "RecurrentProcessor",

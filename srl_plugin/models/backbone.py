@@ -48,6 +48,17 @@ def weights_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def check_video(video: torch.Tensor, input_size: int) -> None:
+    """Raises ``ValueError`` unless ``video`` is (B, T, 3, input_size, input_size)."""
+    if video.dim() != 5 or video.shape[2] != 3:
+        raise ValueError(f"video must be (B, T, 3, H, W), got shape {tuple(video.shape)}")
+    if tuple(video.shape[-2:]) != (input_size, input_size):
+        raise ValueError(
+            f"frames are {tuple(video.shape[-2:])} but the backbone was built for "
+            f"{input_size}x{input_size}; resize the frames or change input_size"
+        )
+
+
 class FrozenViTBackbone(nn.Module):
     """A frozen timm ViT applied frame by frame.
 
@@ -117,13 +128,7 @@ class FrozenViTBackbone(nn.Module):
 
         Returns ``backbone_features`` (B, T, N, D_f) and, with ``return_keys``, ``backbone_keys`` (B, T, N, D_f).
         """
-        if video.dim() != 5 or video.shape[2] != 3:
-            raise ValueError(f"video must be (B, T, 3, H, W), got shape {tuple(video.shape)}")
-        if tuple(video.shape[-2:]) != (self.input_size, self.input_size):
-            raise ValueError(
-                f"frames are {tuple(video.shape[-2:])} but the backbone was built for "
-                f"{self.input_size}x{self.input_size}; resize the frames or change input_size"
-            )
+        check_video(video, self.input_size)
         batch_size = video.shape[0]
         frames = rearrange(video, "b t c h w -> (b t) c h w")
         captured: list[torch.Tensor] = []
