@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from srl_plugin.models import FrozenViTBackbone, SRLModel
-from srl_plugin.runtime import CheckpointError, compose_config, resolved_container, split_into_clips, video_eval_masks
+from srl_plugin.runtime import CheckpointError, compose_config, resolved_container, video_eval_masks
 from srl_plugin.training.checkpoints import AtomicCheckpointIO
 from srl_plugin.training.module import SlotVideoModule, drop_padding
 
@@ -66,14 +66,6 @@ def test_streamed_evaluation_equals_one_pass_over_the_video(tiny_vit) -> None:
     assert whole.shape == (2, 7, 3, 4)
     torch.testing.assert_close(streamed, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(cached, whole, rtol=1e-5, atol=1e-6)
-
-
-def test_independent_chunks_drop_the_leftover_frames() -> None:
-    video = torch.arange(2 * 13).reshape(2, 13)
-    clips = split_into_clips(video, 6)
-    assert clips.tolist() == [list(range(0, 6)), list(range(6, 12)), list(range(13, 19)), list(range(19, 25))]
-    with pytest.raises(ValueError, match="independent_chunks=6"):
-        split_into_clips(torch.zeros(1, 5), 6)
 
 
 def test_padding_rows_are_removed() -> None:

@@ -39,7 +39,6 @@ from srl_plugin.runtime.streaming import (
     frame_windows,
     model_inputs,
     run_model,
-    split_into_clips,
     stream,
     video_eval_masks,
 )
@@ -80,7 +79,6 @@ __all__ = [
     "restore_backbone_weights",
     "run_model",
     "save_checkpoint",
-    "split_into_clips",
     "stream",
     "torch_load_reason",
     "video_eval_masks",

@@ -85,12 +85,3 @@ def video_eval_masks(
     if stream_frames is None or stream_frames >= num_frames:
         return model.eval_masks(run_model(model, inputs))
     return torch.cat([model.eval_masks(outputs) for outputs in stream(model, frame_windows(inputs, stream_frames))], 1)
-
-
-def split_into_clips(tensor: torch.Tensor, clip_frames: int) -> torch.Tensor:
-    """(B, T, ...) -> (B * floor(T / c), c, ...): independent ``c``-frame clips; leftover frames are dropped."""
-    num_clips = tensor.shape[1] // clip_frames
-    if num_clips == 0:
-        raise ValueError(f"a {tensor.shape[1]}-frame video is shorter than evaluation.independent_chunks={clip_frames}")
-    trimmed = tensor[:, : num_clips * clip_frames]
-    return trimmed.reshape(tensor.shape[0] * num_clips, clip_frames, *tensor.shape[2:])
