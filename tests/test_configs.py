@@ -101,7 +101,8 @@ def test_layout_contract(experiment: str) -> None:
     assert container["features"] == "video" and "dir" in container["cache"]
     assert container["model"]["_target_"] == MODEL_CLASSES[method]
     assert set(container["model"]["backbone"]) == BACKBONE_KEYS
-    assert container["model"]["backbone"]["_target_"] == "srl_plugin.models.FrozenViTBackbone"
+    backbone_class = "PatchPixelBackbone" if dataset == "synthetic" else "FrozenViTBackbone"
+    assert container["model"]["backbone"]["_target_"] == f"srl_plugin.models.{backbone_class}"
     assert set(container["data"]) == DATA_KEYS
     assert container["data"]["_target_"] == "srl_plugin.data.VideoDataModule"
     assert TRAINER_KEYS <= set(container["trainer"])

@@ -35,6 +35,7 @@ def overrides(root: Path) -> list[str]:
         "data.synthetic.val_shards=2",
         "data.synthetic.frames=8",
         "data.synthetic.size=32",
+        "backbone=tiny_random_vit",
         "model.backbone.input_size=32",
         "model.backbone.model_kwargs.img_size=32",
         "model.num_patches=16",

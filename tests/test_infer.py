@@ -19,6 +19,7 @@ av = pytest.importorskip("av")
 
 FRAMES, HEIGHT, WIDTH = 7, 40, 48
 TINY_MODEL = [
+    "backbone=tiny_random_vit",
     "model.backbone.input_size=32",
     "model.backbone.model_kwargs.img_size=32",
     "model.backbone.model_kwargs.depth=1",

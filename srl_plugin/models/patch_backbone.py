@@ -56,7 +56,9 @@ class PatchPixels(nn.Module):
             if projection_dim < 1:
                 raise ValueError(f"projection_dim must be >= 1 or null, got {projection_dim}")
             self.register_buffer("projection", torch.randn(pixel_dim, projection_dim) / pixel_dim**0.5)
-        self.register_buffer("position", position_scale * fourier_positions(grid, position_frequencies))
+        self.register_buffer(
+            "position", position_scale * fourier_positions(grid, position_frequencies), persistent=False
+        )
         self.embed_dim = (projection_dim or pixel_dim) + self.position.shape[1]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
