@@ -21,7 +21,7 @@ TINY = [
 
 def write_backbone_weights(path: Path, seed: int) -> Path:
     """A timm state dict for the synthetic experiment's tiny ViT, as a user's `weights_path` file."""
-    node = compose_experiment("srl/synthetic").model.backbone
+    node = compose_experiment("srl/synthetic", ["backbone=tiny_random_vit"]).model.backbone
     torch.manual_seed(seed)
     model = timm.create_model(node.model_name, pretrained=False, dynamic_img_size=True, num_classes=0, **node.model_kwargs)
     torch.save(model.state_dict(), path)
@@ -31,7 +31,8 @@ def write_backbone_weights(path: Path, seed: int) -> Path:
 def train(run_dir: Path, data_root: Path, weights: Path, max_steps: int) -> None:
     """srl-train with --traceback: errors arrive as the exceptions the tests expect."""
     cli_train.main([
-        "--traceback", "experiment=srl/synthetic", f"output_dir={run_dir}", f"data.root={data_root}/synthetic",
+        "--traceback", "experiment=srl/synthetic", "backbone=tiny_random_vit", f"output_dir={run_dir}",
+        f"data.root={data_root}/synthetic",
         f"trainer.max_steps={max_steps}", f"model.backbone.weights_path={weights}", *TINY,
     ])
 
@@ -91,8 +92,8 @@ def test_other_backbone_weights_are_refused_on_load_and_resume(run: tuple[Path, 
 def test_random_backbones_stay_in_the_checkpoint(tmp_path: Path) -> None:
     """A randomly initialised backbone cannot be rebuilt from its name, so its weights are kept."""
     cli_train.main([
-        "experiment=srl/synthetic", f"output_dir={tmp_path / 'run'}", f"data.root={tmp_path}/synthetic",
-        "trainer.max_steps=1", *TINY,
+        "experiment=srl/synthetic", "backbone=tiny_random_vit", f"output_dir={tmp_path / 'run'}",
+        f"data.root={tmp_path}/synthetic", "trainer.max_steps=1", *TINY,
     ])
     checkpoint = read_checkpoint(tmp_path / "run")
     assert BACKBONE_RECORD not in checkpoint
