@@ -34,7 +34,7 @@ from srl_plugin.ocl.experiments import (
 )
 from srl_plugin.ocl.parts import CurriculumErrors, EvalMasks, FrozenFeatureExtractor
 from srl_plugin.ocl.scheduling import exp_decay_with_warmup
-from srl_plugin.runtime import compose_experiment, resolved_container
+from srl_plugin.runtime import build_backbone, compose_experiment, resolved_container
 from srl_plugin.training.schedule import exp_decay_with_warmup_factor
 
 METHODS = ("srl", "slotcontrast", "videosaur", "slotcurri", "ssync")
@@ -43,6 +43,7 @@ OCL_EXPERIMENTS = importlib.resources.files("srl_plugin") / "configs" / "ocl" / 
 TINY_VIT = {"model_name": "vit_small_patch14_dinov2.lvd142m", "input_size": 16, "pretrained": False,
             "allow_random_init": True, "model_kwargs": {"img_size": 16, "patch_size": 8, "embed_dim": 12,
                                                         "depth": 1, "num_heads": 2}}
+TINY_VIT_NODE = {"_target_": "srl_plugin.models.FrozenViTBackbone", **TINY_VIT}
 
 
 def ocl_config_files() -> list[Path]:
@@ -192,9 +193,10 @@ def test_each_ocl_experiment_includes_its_standalone_experiment(method: str, dat
 
 def test_feature_extractor_is_the_standalone_backbone_and_passes_cached_features_through() -> None:
     torch.manual_seed(0)
-    extractor = FrozenFeatureExtractor(**TINY_VIT, return_keys=True)
+    extractor = FrozenFeatureExtractor(backbone={**TINY_VIT_NODE, "return_keys": True})
     backbone = FrozenViTBackbone(**TINY_VIT, return_keys=True)
     backbone.load_state_dict(extractor.state_dict())  # same parameter names as the standalone backbone
+    assert extractor.train().model.training is False  # frozen: stays in eval mode
     video = torch.randn(2, 3, 3, 16, 16)
     out = extractor(video=video)
     expected = backbone(video)
@@ -207,9 +209,26 @@ def test_feature_extractor_is_the_standalone_backbone_and_passes_cached_features
         extractor()
 
 
+def test_feature_extractor_builds_the_backbone_its_config_names() -> None:
+    """The shipped patch_pixels backbone node (not a ViT) gives the standalone backbone's features and sizes."""
+    node = resolved_container(compose_experiment("srl/synthetic", ["backbone=patch_pixels"]))["model"]["backbone"]
+    extractor = FrozenFeatureExtractor(backbone={**node, "return_keys": True})
+    backbone = build_backbone({"model": {"backbone": node}})
+    assert type(backbone).__name__ == "PatchPixelBackbone"
+    assert (extractor.feature_dim, extractor.num_patches) == (backbone.feature_dim, backbone.num_patches)
+    assert extractor.state_dict().keys() == backbone.state_dict().keys()
+    video = torch.randn(2, 3, 3, backbone.input_size, backbone.input_size)
+    out = extractor(video=video)
+    torch.testing.assert_close(out["features"], backbone(video)["backbone_features"], rtol=0, atol=0)
+    assert out["features"].shape == (2, 3, backbone.num_patches, backbone.feature_dim)
+    assert out["aux_features"]["keys"] is out["backbone_keys"]
+    with pytest.raises(ValueError, match="needs a _target_"):
+        FrozenFeatureExtractor(backbone=TINY_VIT)
+
+
 def test_missing_weights_name_the_ocl_override(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="experiment.model.backbone.weights_path=/abs/path"):
-        FrozenFeatureExtractor(**{**TINY_VIT, "weights_path": str(tmp_path / "absent.safetensors")})
+        FrozenFeatureExtractor(backbone={**TINY_VIT_NODE, "weights_path": str(tmp_path / "absent.safetensors")})
 
 
 def test_eval_masks_are_the_decoder_masks_upsampled_to_the_ground_truth() -> None:

@@ -98,6 +98,31 @@ def test_ocl_combined_model_trains_the_standalone_objective() -> None:
     assert logged["train/loss_cl_dec"].item() == 0.0  # outside its window at step 0
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_ocl_synthetic_experiment_runs_on_the_patch_pixel_backbone(method: str) -> None:
+    """An OCL synthetic experiment with the parameter-free patch_pixels backbone node (not a ViT) in
+    experiment.model: OCL's feature-extractor part builds it, and one forward gives the standalone objective."""
+    config = compose_ocl(f"{method}/synthetic")
+    pixels = runtime.resolved_container(runtime.compose_experiment(f"{method}/synthetic", ["backbone=patch_pixels"]))
+    config.experiment.model = pixels["model"]
+    model = ocl_train_module.build_model_from_config(config)
+    assert type(model.models.backbone.model).__name__ == "PatchPixels"
+    standalone = runtime.build_model(standalone_run_config(config), backbone="random")
+    standalone.load_state_dict({key.removeprefix("models."): value for key, value in model.state_dict().items()
+                                if key.startswith("models.")})
+    size = pixels["model"]["backbone"]["input_size"]
+    video = torch.randn(2, 4, 3, size, size)
+    torch.manual_seed(1)  # VideoSAUR draws its initial slots from the global generator in training
+    outputs = model({"video": video, "batch_size": 2})
+    features = outputs["backbone"]["features"]
+    assert features.shape == (2, 4, pixels["model"]["num_patches"], pixels["model"]["feature_dim"])
+    torch.testing.assert_close(features, standalone.backbone(video)["backbone_features"], rtol=0, atol=0)
+    total, _ = model._compute_losses(outputs)
+    torch.manual_seed(1)
+    expected = standalone.compute_losses(standalone(video, global_step=0), global_step=0)["total"]
+    torch.testing.assert_close(total, expected, rtol=RTOL, atol=0)
+
+
 def test_official_srl_state_dict_in_the_ocl_composed_model_matches_the_reference(reference_dir: Path) -> None:
     """Parity through OCL: the shipped OCL experiment srl/movi_c, built by Hydra into OCL's Combined of the
     plugin's routed parts, with the official SRL weights (through the plugin's official key map)."""

@@ -1,7 +1,8 @@
 """Parts that only the OCL front door needs, around the shared parts of ``configs/models/`` (docs/OCL.md).
 
-- :class:`FrozenFeatureExtractor`: the method's frozen ViT as OCL's first model part (``models.backbone``); it
-  runs on ``input.video`` or passes cached features through (``experiment.features=cached``).
+- :class:`FrozenFeatureExtractor`: the method's frozen backbone (the one ``experiment.model.backbone`` describes)
+  as OCL's first model part (``models.backbone``); it runs on ``input.video`` or passes cached features through
+  (``experiment.features=cached``).
 - :class:`CurriculumErrors`: SlotCurri's per-slot reconstruction errors, recorded into its conditioning part
   before each slot split (what ``SlotCurriModel.compute_losses`` does in ``srl-train``).
 - :class:`EvalMasks`: what ``srl-eval`` scores, as a routed part: the decoder masks bilinearly upsampled to the
@@ -11,35 +12,67 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
 from torch import nn
 
 from srl_plugin.losses import per_slot_reconstruction_error
 from srl_plugin.metrics import hard_masks_from_soft
-from srl_plugin.models import CurriculumLearnedInit, FrozenViTBackbone
+from srl_plugin.models import CurriculumLearnedInit
+from srl_plugin.runtime import instantiate_backbone, root_cause
 
 
-class FrozenFeatureExtractor(FrozenViTBackbone):
-    """:class:`srl_plugin.models.FrozenViTBackbone` with OCL's feature-extractor output fields.
+class FrozenFeatureExtractor(nn.Module):
+    """The method's frozen backbone, whatever the experiment's backbone node describes (the timm ViT
+    :class:`srl_plugin.models.FrozenViTBackbone`, :class:`srl_plugin.models.PatchPixelBackbone`, ...), built by
+    :func:`srl_plugin.runtime.instantiate_backbone`, with OCL's feature-extractor output fields.
 
-    Same constructor and weights (state-dict keys) as the standalone model's ``backbone``.
+    The backbone keeps its weights under ``model`` (the layout of the standalone model's ``backbone``, which the
+    checkpoint format relies on); this part holds that same ``model`` module, so its state-dict keys are the
+    standalone backbone's. It stays in eval mode whatever ``train()`` is asked (the backbone is frozen).
+
+    Args:
+        backbone: the backbone config node (``experiment.model.backbone``: ``_target_`` plus its keywords).
 
     Raises:
         FileNotFoundError: the pretrained weights are missing; the message names the ``ocl_train`` override.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, backbone: Mapping[str, Any] | DictConfig) -> None:
+        super().__init__()
         try:
-            super().__init__(*args, **kwargs)
-        except FileNotFoundError as error:
+            built = instantiate_backbone(backbone)
+        except InstantiationException as error:
+            missing = root_cause(error)
+            if not isinstance(missing, FileNotFoundError):
+                raise
             raise FileNotFoundError(
-                f"{error}\nInside OCL, pass the weights file to the experiment: ocl_train +experiment=<method>/<dataset> "
+                f"the backbone's weights were not found ({missing or backbone.get('weights_path')})\nInside OCL, pass the weights file to the experiment: ocl_train +experiment=<method>/<dataset> "
                 "experiment.model.backbone.weights_path=/abs/path/to/weights.safetensors"
             ) from error
+        if set(dict(built.named_children())) != {"model"} or any(built.parameters(recurse=False)) or any(
+            built.buffers(recurse=False)
+        ):
+            raise TypeError(f"backbone {type(built).__name__} must hold all its weights and buffers in one submodule "
+                            "`model` (the layout of srl-plugin's backbones, which checkpoints rely on)")
+        self.model = built.model.eval().requires_grad_(False)
+        self._encode = built.forward  # runs on the same `model` module
+        self.model_name = built.model_name
+        self.input_size = built.input_size
+        self.feature_dim = built.feature_dim
+        self.num_patches = built.num_patches
 
-    def forward(  # type: ignore[override]
+    def train(self, mode: bool = True) -> FrozenFeatureExtractor:
+        """Keeps the backbone in eval mode whatever ``mode`` is (it is frozen)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(
         self,
         video: torch.Tensor | None = None,
         backbone_features: torch.Tensor | None = None,
@@ -54,7 +87,7 @@ class FrozenFeatureExtractor(FrozenViTBackbone):
         if backbone_features is None:
             if video is None:
                 raise ValueError("FrozenFeatureExtractor needs input.video or input.backbone_features in the batch")
-            encoded = super().forward(video)
+            encoded = self._encode(video)
         else:
             encoded = {"backbone_features": backbone_features}
             if backbone_keys is not None:

@@ -5,7 +5,14 @@ It stands only on ``models``, ``data``, ``metrics`` and ``losses``; ``training``
 ``interop``, ``ocl`` and the benchmarks stand on it.
 """
 from srl_plugin.runtime.batch import batch_layout, describe_layout, recipe_mismatch, world_size
-from srl_plugin.runtime.build import BACKBONE_MODES, build_backbone, build_model, model_node, random_backbone_node
+from srl_plugin.runtime.build import (
+    BACKBONE_MODES,
+    build_backbone,
+    build_model,
+    instantiate_backbone,
+    model_node,
+    random_backbone_node,
+)
 from srl_plugin.runtime.checkpoint import (
     BACKBONE_PREFIX,
     BACKBONE_RECORD,
@@ -24,6 +31,7 @@ from srl_plugin.runtime.checkpoint import (
     model_state_dict,
     read_checkpoint,
     restore_backbone_weights,
+    root_cause,
     save_checkpoint,
     torch_load_reason,
 )
@@ -68,6 +76,7 @@ __all__ = [
     "drop_backbone_weights",
     "experiment_name",
     "frame_windows",
+    "instantiate_backbone",
     "load_model",
     "model_inputs",
     "model_node",
@@ -77,6 +86,7 @@ __all__ = [
     "recipe_mismatch",
     "resolved_container",
     "restore_backbone_weights",
+    "root_cause",
     "run_model",
     "save_checkpoint",
     "stream",

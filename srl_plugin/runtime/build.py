@@ -61,6 +61,17 @@ def build_model(config: Mapping[str, Any] | DictConfig, backbone: BackboneMode =
     return instantiate(model_node(config, backbone), _convert_="all")
 
 
+def instantiate_backbone(node: Mapping[str, Any] | DictConfig) -> nn.Module:
+    """A frozen backbone built from its config node (``model.backbone``: ``_target_`` plus its keywords, e.g.
+    ``configs/backbone/*.yaml``), whatever class the node names, from the current torch generator state."""
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not plain.get("_target_"):
+        raise ValueError(
+            f"a backbone node needs a _target_ (e.g. srl_plugin.models.FrozenViTBackbone); got keys {sorted(plain)}"
+        )
+    return instantiate(plain, _convert_="all")
+
+
 def build_backbone(config: Mapping[str, Any] | DictConfig) -> nn.Module:
     """The config's frozen backbone (``model.backbone``) on its own, with the weights ``srl-train`` gives it.
 
@@ -77,4 +88,4 @@ def build_backbone(config: Mapping[str, Any] | DictConfig) -> nn.Module:
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(OmegaConf.select(composed, "seed", default=0) or 0))
-        return instantiate(OmegaConf.to_container(node, resolve=True), _convert_="all")
+        return instantiate_backbone(node)

@@ -277,7 +277,7 @@ def load_model(
     try:
         model = build_model(config, backbone=mode)
     except InstantiationException as error:
-        missing_weights = _root_cause(error)
+        missing_weights = root_cause(error)
         if not isinstance(missing_weights, FileNotFoundError):
             raise
         raise FileNotFoundError(
@@ -300,7 +300,7 @@ def load_model(
     return model.to(map_location).eval(), config
 
 
-def _root_cause(error: BaseException) -> BaseException:
+def root_cause(error: BaseException) -> BaseException:
     """The innermost ``__cause__`` of a chain (Hydra wraps errors of nested instantiations)."""
     while error.__cause__ is not None:
         error = error.__cause__
