@@ -1,4 +1,7 @@
-"""Shared pytest fixtures: location of the official reference values, the tiny-backbone factory."""
+"""Shared pytest fixtures and helpers: the official reference values, the tiny-backbone factory, tiny synthetic runs.
+
+Test modules import the plain helpers with ``from conftest import ...`` (pytest puts ``tests/`` on the path).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,3 +47,37 @@ def make_tiny_vit(
 def tiny_vit() -> Callable[..., FrozenViTBackbone]:
     """:func:`make_tiny_vit`, the one tiny-backbone factory of the tests (call it with the sizes a test needs)."""
     return make_tiny_vit
+
+
+TINY_VIT_32 = [
+    "backbone=tiny_random_vit",
+    "model.backbone.input_size=32",
+    "model.backbone.model_kwargs.img_size=32",
+    "model.num_patches=16",
+]
+"""Overrides that put an experiment on the tiny random ViT at 32 px (4 x 4 = 16 patches)."""
+
+
+def tiny_synthetic_overrides(
+    root: Path, *, shards: int, train_videos: int, val_videos: int, shuffle_buffer: int, val_size: int | None
+) -> list[str]:
+    """Overrides for a tiny synthetic dataset under ``root`` (8 frames of 32 px, ``shards`` shards per split,
+    batch 2) on :data:`TINY_VIT_32`."""
+    last = f"{shards - 1:06d}"
+    pattern = "{000000.." + last + "}" if shards > 1 else last
+    return [
+        f"data.root={root}",
+        f"data.train_shards='synthetic-train-{pattern}.tar'",
+        f"data.val_shards='synthetic-validation-{pattern}.tar'",
+        f"data.synthetic.train_videos={train_videos}",
+        f"data.synthetic.val_videos={val_videos}",
+        f"data.synthetic.train_shards={shards}",
+        f"data.synthetic.val_shards={shards}",
+        "data.synthetic.frames=8",
+        "data.synthetic.size=32",
+        *TINY_VIT_32,
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        f"data.shuffle_buffer={shuffle_buffer}",
+        f"data.val_size={'null' if val_size is None else val_size}",
+    ]

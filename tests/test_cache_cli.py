@@ -18,30 +18,13 @@ from srl_plugin.cache import CacheMismatchError, CacheMissingError, build_cached
 from srl_plugin.cache import cli
 from srl_plugin.cache.experiment import cache_dir, check_cacheable
 from srl_plugin.runtime import build_backbone, compose_experiment
+from conftest import tiny_synthetic_overrides
 
 FP16_TOLERANCE = {"atol": 2e-3, "rtol": 2e-3}
 
 
 def overrides(root: Path) -> list[str]:
-    return [
-        f"data.root={root}",
-        "data.train_shards=synthetic-train-000000.tar",
-        "data.val_shards=synthetic-validation-000000.tar",
-        "data.synthetic.train_videos=4",
-        "data.synthetic.val_videos=3",
-        "data.synthetic.train_shards=1",
-        "data.synthetic.val_shards=1",
-        "data.synthetic.frames=8",
-        "data.synthetic.size=32",
-        "backbone=tiny_random_vit",
-        "model.backbone.input_size=32",
-        "model.backbone.model_kwargs.img_size=32",
-        "model.num_patches=16",
-        "data.batch_size=2",
-        "data.val_batch_size=2",
-        "data.shuffle_buffer=2",
-        "data.val_size=2",
-    ]
+    return tiny_synthetic_overrides(root, shards=1, train_videos=4, val_videos=3, shuffle_buffer=2, val_size=2)
 
 
 @pytest.fixture(scope="module")

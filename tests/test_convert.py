@@ -18,6 +18,7 @@ from srl_plugin.convert.sharding import ConversionError
 from srl_plugin.convert.ytvis import decode_segmentation, short_side_target
 from srl_plugin.data.shards import iter_shard_samples
 from srl_plugin.training import cli_eval, cli_train
+from conftest import TINY_VIT_32
 
 # (video id, length, height, width, [(category id, iscrowd, first visible frame)]) in instances.json order;
 # ids 3 and 5 are shorter than a 4-frame training clip / 6-frame validation chunk
@@ -208,8 +209,7 @@ def test_methods_train_validate_and_evaluate_on_the_converted_shards(converted: 
     run = tmp_path / "run"
     cli_train.main([
         f"experiment={experiment}", f"data.root={converted}", f"output_dir={run}", *TINY_YTVIS[experiment],
-        "backbone=tiny_random_vit", "model.backbone.input_size=32", "model.backbone.model_kwargs.img_size=32",
-        "model.backbone.model_kwargs.depth=1", "model.num_patches=16", "model.num_slots=3", "model.slot_dim=16", "data.batch_size=2", "data.num_workers=0", "data.shuffle_buffer=1",
+        *TINY_VIT_32, "model.backbone.model_kwargs.depth=1", "model.num_slots=3", "model.slot_dim=16", "data.batch_size=2", "data.num_workers=0", "data.shuffle_buffer=1",
         "trainer.accelerator=cpu", "trainer.max_steps=2", "trainer.val_check_interval=2", "checkpoint_every_n_steps=2",
         "scheduler.warmup_steps=1", "trainer.enable_progress_bar=false", "evaluation.log_images=false",
         "num_threads=1",

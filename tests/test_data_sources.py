@@ -19,31 +19,14 @@ from srl_plugin.cache import CacheMismatchError, CachedFeatureDataModule, cli
 from srl_plugin.data import VideoDataModule
 from srl_plugin.runtime import build_backbone, compose_experiment
 from srl_plugin.training.runner import build_datamodule
+from conftest import tiny_synthetic_overrides
 
 FP16_TOLERANCE = {"atol": 2e-3, "rtol": 2e-3}
 OFFICIAL = "evaluation.official_loader={val_size:4,num_workers:2,batch_size:1,chunk_size:null}"
 
 
 def overrides(root: Path) -> list[str]:
-    return [
-        f"data.root={root}",
-        "data.train_shards='synthetic-train-{000000..000001}.tar'",
-        "data.val_shards='synthetic-validation-{000000..000001}.tar'",
-        "data.synthetic.train_videos=6",
-        "data.synthetic.val_videos=5",
-        "data.synthetic.train_shards=2",
-        "data.synthetic.val_shards=2",
-        "data.synthetic.frames=8",
-        "data.synthetic.size=32",
-        "backbone=tiny_random_vit",
-        "model.backbone.input_size=32",
-        "model.backbone.model_kwargs.img_size=32",
-        "model.num_patches=16",
-        "data.batch_size=2",
-        "data.val_batch_size=2",
-        "data.shuffle_buffer=4",
-        "data.val_size=null",
-    ]
+    return tiny_synthetic_overrides(root, shards=2, train_videos=6, val_videos=5, shuffle_buffer=4, val_size=None)
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,12 @@ from srl_plugin.inference.cli_infer import main
 from srl_plugin.interop import model_from_official_state_dict
 from srl_plugin.metrics import slot_ids_from_soft
 from srl_plugin.runtime import build_model, checkpoint_dict, compose_experiment, frame_windows, stream
+from conftest import TINY_VIT_32
 
 av = pytest.importorskip("av")
 
 FRAMES, HEIGHT, WIDTH = 7, 40, 48
-TINY_MODEL = [
-    "backbone=tiny_random_vit",
-    "model.backbone.input_size=32",
-    "model.backbone.model_kwargs.img_size=32",
-    "model.backbone.model_kwargs.depth=1",
-    "model.num_patches=16",
-]
+TINY_MODEL = [*TINY_VIT_32, "model.backbone.model_kwargs.depth=1"]
 
 
 def write_video(path: Path, video: np.ndarray, codec: str) -> None:
