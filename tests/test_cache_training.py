@@ -15,9 +15,10 @@ import torch
 import webdataset as wds
 
 from srl_plugin.cache.fingerprint import cache_fingerprint
-from srl_plugin.cache.reader import collate_clips, select_clip
+from srl_plugin.cache.reader import select_clip
 from srl_plugin.cache.store import build_cache
 from srl_plugin.cache.writer import SourceVideo, SplitPlan, backbone_extractor
+from srl_plugin.data.pipeline import collate
 from srl_plugin.models import FrozenViTBackbone, SRLModel, VideoSAURModel
 
 CHUNK = 4
@@ -79,7 +80,7 @@ def video_batch(videos: list[SourceVideo], batch: list[tuple[int, int, str]]) ->
 def cached_batch(samples: dict[str, dict], batch: list[tuple[int, int, str]]) -> dict[str, torch.Tensor]:
     """The cached batch of the same draws, decoded and collated as `CachedFeatureDataModule` does."""
     clips = [select_clip(samples[f"video{index}"], chunk, orientation, True) for index, chunk, orientation in batch]
-    return {name: value for name, value in collate_clips(clips).items() if name != "__key__"}
+    return {name: value for name, value in collate(clips).items() if name != "__key__"}
 
 
 def train(model: torch.nn.Module, inputs: list) -> list[dict[str, float]]:

@@ -28,10 +28,9 @@ from srl_plugin.cache.format import decode_masks, decode_meta, feature_entry, fr
 from srl_plugin.cache.meta import CacheMismatchError, check_fingerprint, read_meta, split_info
 from srl_plugin.cache.writer import cache_shard_path
 from srl_plugin.data.datamodule import SampleDataModule
-from srl_plugin.data.pipeline import collate as collate_clips
 from srl_plugin.data.shards import CorruptShardError
 
-__all__ = ["CachedFeatureDataModule", "CachedFeatures", "collate_clips", "select_clip"]
+__all__ = ["CachedFeatureDataModule", "CachedFeatures", "select_clip"]
 # The cache's split folders for the data module's splits.
 CACHE_SPLITS = {"train": "train", "validation": "val"}
 
