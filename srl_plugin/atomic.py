@@ -2,13 +2,15 @@
 
 Every writer stages its bytes in a temporary file in the target's own folder and renames it over the target
 (a rename inside one folder is atomic on POSIX and Windows); on any error the temporary file is removed and
-the target is left as it was.
+the target is left as it was. :func:`deferred_signals` keeps SIGINT / SIGTERM from cutting a write in half.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,3 +72,28 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 def write_json_atomic(target: str | os.PathLike[str], record: Any, sort_keys: bool = False) -> None:
     """Writes ``record`` as indented JSON (with a final newline) to ``target`` atomically."""
     write_text_atomic(target, json.dumps(record, indent=2, sort_keys=sort_keys) + "\n")
+
+
+@contextmanager
+def deferred_signals(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Holds ``signals`` back while the block runs and delivers them to their own handlers when it ends.
+
+    For writes that a signal must not cut in half: Ctrl+C inside ``torch.save`` (``KeyboardInterrupt`` raised
+    mid-write) breaks its zip writer, so the write fails with that writer's error instead of the run stopping
+    cleanly after it. Python runs signal handlers in the main thread only, so elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.getsignal(number) for number in signals}
+    swapped = [number for number, handler in previous.items() if handler is not None]
+    for number in swapped:
+        signal.signal(number, lambda received_number, frame: received.append(received_number))
+    try:
+        yield
+    finally:
+        for number in swapped:
+            signal.signal(number, previous[number])
+        for number in received:
+            signal.raise_signal(number)

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from srl_plugin.atomic import deferred_signals
 from srl_plugin.data import VideoDataModule
 from srl_plugin.data.shards import BadSampleError, NoSamplesError, write_shard
 from srl_plugin.models.state import non_finite_tensors
 from srl_plugin.training import cli_eval, cli_train
-from srl_plugin.training.checkpoints import deferred_signals
 from srl_plugin.runtime import CheckpointError, build_model, compose_config, load_model, read_checkpoint, resolved_container
 from srl_plugin.training.config_checks import ConfigValueError
 from srl_plugin.training.guard import NonFiniteTrainingError

@@ -29,7 +29,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from srl_plugin.atomic import atomic_path
+from srl_plugin.atomic import atomic_path, deferred_signals
 from srl_plugin.models.backbone import weights_sha256
 from srl_plugin.models.state import non_finite_tensors, state_dict_differences
 from srl_plugin.runtime.build import build_model
@@ -220,8 +220,9 @@ def restore_backbone_weights(checkpoint: dict[str, Any], model: nn.Module, sourc
 def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     """Writes ``checkpoint`` to ``path`` atomically (fsynced temporary file renamed over it).
 
-    Raises :class:`CheckpointError` (and leaves ``path`` as it was) when the weights hold NaN or Inf, and
-    when the write fails, e.g. on a full disk.
+    SIGINT / SIGTERM wait until the write is done (:func:`srl_plugin.atomic.deferred_signals`). Raises
+    :class:`CheckpointError` (and leaves ``path`` as it was) when the weights hold NaN or Inf, and when the write
+    fails, e.g. on a full disk.
     """
     target = Path(path)
     non_finite = non_finite_tensors(checkpoint.get("state_dict", {}))
@@ -232,7 +233,7 @@ def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
             "optimizer.lr or trainer.gradient_clip_val"
         )
     try:
-        with atomic_path(target, fsync=True) as temporary, open(temporary, "wb") as file:
+        with deferred_signals(), atomic_path(target, fsync=True) as temporary, open(temporary, "wb") as file:
             torch.save(dict(checkpoint), file)
     except (OSError, RuntimeError) as error:
         raise write_failure(target, error) from error

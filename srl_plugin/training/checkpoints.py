@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,31 +41,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options")
         save_checkpoint(checkpoint, path)
-
-
-@contextmanager
-def deferred_signals(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """Holds ``signals`` back while the block runs and delivers them to their own handlers when it ends.
-
-    A checkpoint write interrupted by Ctrl+C (``KeyboardInterrupt`` raised inside ``torch.save``) fails with the
-    zip writer's error instead of stopping cleanly; inside this block the signal only waits. Python runs signal
-    handlers in the main thread only, so elsewhere the block runs unchanged.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {number: signal.getsignal(number) for number in signals}
-    swapped = [number for number, handler in previous.items() if handler is not None]
-    for number in swapped:
-        signal.signal(number, lambda received_number, frame: received.append(received_number))
-    try:
-        yield
-    finally:
-        for number in swapped:
-            signal.signal(number, previous[number])
-        for number in received:
-            signal.raise_signal(number)
 
 
 def step_checkpoints(dirpath: Path) -> list[tuple[int, Path]]:
@@ -147,12 +119,11 @@ class StepCheckpoint(L.Callback):
         step = trainer.global_step
         if step == self._saved_step or step == 0:
             return
-        with deferred_signals():
-            trainer.save_checkpoint(self.step_path(step), weights_only=False)
-            trainer.save_checkpoint(self.dirpath / LAST_CHECKPOINT, weights_only=False)
-            self._saved_step = step
-            if trainer.is_global_zero:
-                prune_step_checkpoints(self.dirpath, self.keep_last)
+        trainer.save_checkpoint(self.step_path(step), weights_only=False)
+        trainer.save_checkpoint(self.dirpath / LAST_CHECKPOINT, weights_only=False)
+        self._saved_step = step
+        if trainer.is_global_zero:
+            prune_step_checkpoints(self.dirpath, self.keep_last)
 
 
 def read_resumable_checkpoint(path: Path) -> int:
