@@ -51,7 +51,7 @@ class FrozenFeatureExtractor(nn.Module):
             if not isinstance(missing, FileNotFoundError):
                 raise
             raise FileNotFoundError(
-                f"the backbone's weights were not found ({missing or backbone.get('weights_path')})\nInside OCL, pass the weights file to the experiment: ocl_train +experiment=<method>/<dataset> "
+                f"the backbone's weights were not found ({missing})\nInside OCL, pass the weights file to the experiment: ocl_train +experiment=<method>/<dataset> "
                 "experiment.model.backbone.weights_path=/abs/path/to/weights.safetensors"
             ) from error
         if set(dict(built.named_children())) != {"model"} or any(built.parameters(recurse=False)) or any(
