@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from srl_plugin.models import PatchPixelBackbone
+from srl_plugin.models.patch_backbone import COLOUR_FEATURE_SEED
 from srl_plugin.runtime import TRAIN_CONFIG, build_model, compose_config
 
 
@@ -39,6 +40,32 @@ def test_the_fixed_projection_follows_the_seed() -> None:
     assert torch.equal(first(video)["backbone_features"], second(video)["backbone_features"])
 
 
+def test_colour_features_average_fixed_random_fourier_features_of_each_pixel_colour() -> None:
+    kwargs = {"patch_size": 4, "cells": 1, "colour_features": 16, "colour_bandwidth": 0.7}
+    torch.manual_seed(1)
+    backbone = PatchPixelBackbone("patch_colours", 8, model_kwargs=kwargs)
+    torch.manual_seed(2)
+    assert torch.equal(backbone.model.colour_weight, PatchPixelBackbone("c", 8, model_kwargs=kwargs).model.colour_weight)
+    generator = torch.Generator().manual_seed(COLOUR_FEATURE_SEED)
+    weight = torch.randn(3, 16, generator=generator) / 0.7
+    phase = 2 * math.pi * torch.rand(16, generator=generator)
+    video = torch.randn(1, 2, 3, 8, 8)
+    features = backbone(video)["backbone_features"]
+    assert (backbone.feature_dim, features.shape) == (16, (1, 2, 4, 16))
+    # patch 2 is row 1, column 0: pixels [4:8, 0:4]; its feature is the mean over its 16 pixels
+    pixels = video[0, 1, :, 4:8, 0:4].flatten(1).T
+    assert torch.allclose(features[0, 1, 2], torch.cos(pixels @ weight + phase).mean(0), atol=1e-5)
+
+
+def test_cells_average_each_patch_to_a_coarser_grid_of_colours() -> None:
+    backbone = PatchPixelBackbone("p", 8, model_kwargs={"patch_size": 4, "cells": 2})
+    video = torch.randn(1, 1, 3, 8, 8)
+    features = backbone(video)["backbone_features"]
+    assert features.shape == (1, 1, 4, 12)
+    # patch 3 (row 1, column 1), cell (0, 1): the mean colour of pixels [4:6, 6:8]
+    assert torch.allclose(features[0, 0, 3, 3:6], video[0, 0, :, 4:6, 6:8].mean((1, 2)), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -47,6 +74,8 @@ def test_the_fixed_projection_follows_the_seed() -> None:
         ({"model_kwargs": {}}, "model_kwargs.patch_size"),
         ({"model_kwargs": {"patch_size": 3}}, "multiple of the patch size 3"),
         ({"model_kwargs": {"patch_size": 4, "projection_dim": 8}}, "allow_random_init=true"),
+        ({"model_kwargs": {"patch_size": 4, "cells": 3}}, "positive divisor of the patch size 4"),
+        ({"model_kwargs": {"patch_size": 4, "colour_features": 8, "colour_bandwidth": 0.0}}, "colour_bandwidth > 0"),
     ],
 )
 def test_bad_settings_name_the_fix(arguments: dict, message: str) -> None:
@@ -61,9 +90,10 @@ def test_frames_of_another_size_are_refused() -> None:
         backbone(torch.zeros(1, 1, 3, 16, 16))
 
 
+@pytest.mark.parametrize("backbone", ["patch_pixels", "patch_colours"])
 @pytest.mark.parametrize("method", ["srl", "videosaur"])
-def test_the_backbone_config_builds_a_method_model_that_runs(method: str) -> None:
-    config = compose_config(TRAIN_CONFIG, [f"experiment={method}/synthetic", "backbone=patch_pixels"])
+def test_the_backbone_config_builds_a_method_model_that_runs(method: str, backbone: str) -> None:
+    config = compose_config(TRAIN_CONFIG, [f"experiment={method}/synthetic", f"backbone={backbone}"])
     model = build_model(config)
     assert isinstance(model.backbone, PatchPixelBackbone)
     assert (model.backbone.feature_dim, model.backbone.num_patches) == (config.model.feature_dim, config.model.num_patches)

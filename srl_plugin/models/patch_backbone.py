@@ -2,6 +2,8 @@
 
 A random ViT mixes a patch's appearance into features that carry little object information; the pixels of a
 small patch keep local colour and texture exactly, which is what separates the objects of the synthetic scenes.
+Optionally each pixel's colour is first embedded by fixed random Fourier features and averaged per patch (a soft
+colour histogram; the synthetic presets' ``patch_colours``, docs/SYNTHETIC.md).
 It has the interface of :class:`srl_plugin.models.FrozenViTBackbone` (same constructor keywords, so it fills
 the same ``model.backbone`` config node; ``feature_dim``, ``num_patches``, ``input_size``, ``patch_size``), so the
 methods run on it unchanged.
@@ -19,10 +21,21 @@ from torch import nn
 from srl_plugin.models.backbone import check_video
 
 
+COLOUR_FEATURE_SEED = 0
+
+
 class PatchPixels(nn.Module):
-    """Cuts frames into non-overlapping ``patch_size`` squares and flattens each, optionally through a fixed random
-    linear projection (a buffer drawn from the global torch generator, so a seed fixes it), then appends a fixed
-    Fourier encoding of the patch centre.
+    """Describes each non-overlapping ``patch_size`` square of a frame by its pixels, then appends a fixed Fourier
+    encoding of the patch centre. Three optional steps shape the pixel part, in this order:
+
+    - **colour features**: each pixel's colour ``c`` becomes ``cos(W c + b)`` with fixed random ``W`` (3, D_c) of
+      entries ``N(0, 1 / bandwidth^2)`` and ``b`` uniform in ``[0, 2 pi)``, drawn from a generator seeded with
+      ``COLOUR_FEATURE_SEED`` (the same features in every run, like a backbone with fixed weights). Averaged over
+      a patch these random Fourier features estimate the patch's colour distribution embedded by a Gaussian
+      kernel of width ``bandwidth``: a soft colour histogram where clearly different colours are near-orthogonal
+      and a patch on a boundary is the area-weighted mix of the colours it holds;
+    - **cells**: average pooling to ``cells x cells`` values per patch (``cells = patch_size`` keeps every pixel);
+    - **projection**: a fixed random linear map (a buffer drawn from the global torch generator, so a seed fixes it).
 
     The position channels matter: the MLP broadcast decoder can only place a slot's mask where the slot says its
     object is, and slot attention only learns that from the features (a ViT's features carry its position
@@ -31,7 +44,10 @@ class PatchPixels(nn.Module):
     Args:
         patch_size: side of a patch in pixels (``P``).
         grid: patches per side (``G``; the frames are ``G P`` pixels square).
-        projection_dim: width of the fixed projection; ``None`` keeps the ``3 P^2`` pixel values.
+        cells: values per patch side after average pooling (``C``, a divisor of ``P``); ``None`` means ``P``.
+        colour_features: number of colour features per pixel (``D_c``); ``None`` keeps the 3 colour values.
+        colour_bandwidth: width of the Gaussian colour kernel, in the units of the (normalised) frames.
+        projection_dim: width of the fixed projection; ``None`` keeps the ``D_c C^2`` values.
         position_frequencies: ``f`` of the channels ``sin(pi f x), cos(pi f x), sin(pi f y), cos(pi f y)`` with the
             patch centre ``(x, y)`` in ``[-1, 1]``; empty for none.
         position_scale: factor on the position channels.
@@ -41,6 +57,9 @@ class PatchPixels(nn.Module):
         self,
         patch_size: int,
         grid: int,
+        cells: int | None = None,
+        colour_features: int | None = None,
+        colour_bandwidth: float = 1.0,
         projection_dim: int | None = None,
         position_frequencies: Sequence[float] = (),
         position_scale: float = 1.0,
@@ -49,7 +68,23 @@ class PatchPixels(nn.Module):
         if patch_size < 1 or grid < 1:
             raise ValueError(f"patch_size and grid must be >= 1, got {patch_size} and {grid}")
         self.patch_size = patch_size
-        pixel_dim = 3 * patch_size * patch_size
+        self.cells = patch_size if cells is None else cells
+        if self.cells < 1 or patch_size % self.cells != 0:
+            raise ValueError(f"cells must be a positive divisor of the patch size {patch_size}, got {cells}")
+        if colour_features is None:
+            self.register_buffer("colour_weight", None)
+            self.register_buffer("colour_phase", None)
+            channels = 3
+        else:
+            if colour_features < 1 or colour_bandwidth <= 0:
+                raise ValueError(
+                    f"need colour_features >= 1 and colour_bandwidth > 0, got {colour_features} and {colour_bandwidth}"
+                )
+            generator = torch.Generator().manual_seed(COLOUR_FEATURE_SEED)
+            self.register_buffer("colour_weight", torch.randn(3, colour_features, generator=generator) / colour_bandwidth)
+            self.register_buffer("colour_phase", 2 * math.pi * torch.rand(colour_features, generator=generator))
+            channels = colour_features
+        pixel_dim = channels * self.cells * self.cells
         if projection_dim is None:
             self.register_buffer("projection", None)
         else:
@@ -63,9 +98,13 @@ class PatchPixels(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames`` (F, 3, G P, G P) -> patch descriptors (F, G^2, D) in row-major patch order."""
-        patches = rearrange(
-            frames, "f c (h p) (w q) -> f (h w) (p q c)", p=self.patch_size, q=self.patch_size
-        )
+        if self.colour_weight is not None:
+            frames = torch.cos(
+                torch.einsum("fchw,cd->fdhw", frames, self.colour_weight) + self.colour_phase[:, None, None]
+            )
+        if self.cells != self.patch_size:
+            frames = nn.functional.avg_pool2d(frames, self.patch_size // self.cells)
+        patches = rearrange(frames, "f c (h p) (w q) -> f (h w) (p q c)", p=self.cells, q=self.cells)
         if self.projection is not None:
             patches = patches @ self.projection
         return torch.cat([patches, self.position.expand(len(frames), -1, -1)], dim=-1)
