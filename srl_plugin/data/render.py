@@ -11,6 +11,8 @@ so a 24-frame 128x128 clip takes a few milliseconds.
 
 Difficulty knobs of `SyntheticConfig` (all lengths are fractions of the frame size):
 - object count: `num_objects` (inclusive range);
+- colour: `distinct_hues` (the objects of a clip get hues evenly spaced round the colour wheel instead of
+  independent random hues, so no two objects of a clip share a colour);
 - texture: `object_texture` (probability that an object is striped / checkered instead of flat) and
   `background_texture` (contrast of the background pattern, 0 = flat);
 - occlusion: `object_radius` (bigger objects overlap more) and `spawn_spread` (objects start inside the
@@ -50,6 +52,7 @@ class SyntheticConfig:
     rotation: float = 0.08
     scale_change: float = 0.3
     camera_pan: float = 0.006
+    distinct_hues: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.num_objects
@@ -91,7 +94,7 @@ PRESETS: Mapping[str, SyntheticConfig] = {
     "easy": SyntheticConfig(
         num_objects=(3, 5), shapes=("disc", "box", "triangle"), object_radius=(0.1, 0.16), spawn_spread=1.0,
         object_texture=0.0, background_texture=0.0, speed=(0.004, 0.012), rotation=0.0, scale_change=0.0,
-        camera_pan=0.0,
+        camera_pan=0.0, distinct_hues=True,
     ),
     "movi_c_like": SyntheticConfig(),
 }
@@ -137,8 +140,12 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v[:, None] - v[:, None] * s[:, None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
-def _bright_colours(rng: np.random.Generator, n: int) -> np.ndarray:
-    return _hsv_to_rgb(rng.random(n), rng.uniform(0.5, 1.0, n), rng.uniform(0.6, 1.0, n))
+def _bright_colours(rng: np.random.Generator, n: int, hue: float | None = None) -> np.ndarray:
+    """(n, 3) saturated colours of random hues, or with the first one's hue fixed to `hue`."""
+    hues = rng.random(n)
+    if hue is not None:
+        hues[0] = hue
+    return _hsv_to_rgb(hues, rng.uniform(0.5, 1.0, n), rng.uniform(0.6, 1.0, n))
 
 
 def _background(rng: np.random.Generator, config: SyntheticConfig, height: int, width: int) -> np.ndarray:
@@ -182,7 +189,7 @@ def _shape_params(rng: np.random.Generator, shape: str) -> tuple[np.ndarray, flo
 
 
 def _sample_object(rng: np.random.Generator, config: SyntheticConfig, instance_id: int, depth: float,
-                   world_size: np.ndarray) -> SceneObject:
+                   world_size: np.ndarray, hue: float | None = None) -> SceneObject:
     size = config.size
     shape = config.shapes[rng.integers(len(config.shapes))]
     radius = rng.uniform(*config.object_radius) * size
@@ -200,10 +207,15 @@ def _sample_object(rng: np.random.Generator, config: SyntheticConfig, instance_i
     return SceneObject(
         instance_id=instance_id, shape=shape, depth=depth, radius=radius, extent=extent, shape_params=params,
         centre=_bounce(start, velocity, low, np.maximum(high, low), config.frames), angle=angle, scale=scale,
-        colours=_bright_colours(rng, 2).astype(np.float32),
+        colours=_bright_colours(rng, 2, hue).astype(np.float32),
         texture=OBJECT_TEXTURES[rng.integers(len(OBJECT_TEXTURES))] if textured else None,
         texture_freq=rng.uniform(2.0, 5.0) * math.pi, texture_angle=rng.uniform(0.0, math.pi),
     )
+
+
+def _spread_hues(rng: np.random.Generator, count: int) -> list[float]:
+    """`count` hues evenly spaced round the colour wheel from a random start, in random order."""
+    return list(np.mod(rng.random() + rng.permutation(count) / count, 1.0))
 
 
 def sample_scene(rng: np.random.Generator, config: SyntheticConfig) -> Scene:
@@ -219,7 +231,10 @@ def sample_scene(rng: np.random.Generator, config: SyntheticConfig) -> Scene:
     count = int(rng.integers(config.num_objects[0], config.num_objects[1] + 1))
     ids = rng.permutation(count) + 1
     depths = rng.permutation(count).astype(np.float64)
-    objects = [_sample_object(rng, config, int(ids[i]), float(depths[i]), world_size) for i in range(count)]
+    hues = _spread_hues(rng, count) if config.distinct_hues else [None] * count
+    objects = [
+        _sample_object(rng, config, int(ids[i]), float(depths[i]), world_size, hues[i]) for i in range(count)
+    ]
     return Scene(config=config, world=world, camera=camera, objects=objects)
 
 
