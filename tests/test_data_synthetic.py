@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
+import os
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 from srl_plugin.data import iter_shard_samples, synthetic
 from srl_plugin.data.render import SyntheticConfig, generate_video, render_scene, sample_scene, video_rng
 from srl_plugin.data.synthetic import (
+    LOCK_FILE,
     MANIFEST,
     SyntheticDatasetMismatchError,
     check_num_classes,
@@ -212,7 +216,7 @@ def test_interrupted_generation_leaves_no_complete_looking_dataset(tmp_path: Pat
         patch.setattr(synthetic, "generate_video", flaky)
         with pytest.raises(KeyboardInterrupt):
             _dataset(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no manifest, no shard, no temporary folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE], "no manifest, no shard, no temporary folder"
     _dataset(tmp_path)
     assert (tmp_path / MANIFEST).is_file()
 
@@ -229,6 +233,37 @@ def test_interrupted_regeneration_invalidates_the_old_dataset(tmp_path: Path, mo
             _dataset(tmp_path, seed=7, overwrite=True)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["parameters"]["seed"] == 0, "the old complete dataset is untouched"
+
+
+def test_a_run_that_finds_generation_under_way_waits_and_reuses_its_dataset(tmp_path: Path, monkeypatch) -> None:
+    """Two runs started together on a fresh folder: the second waits on the lock, then finds the dataset the
+    first generated (instead of deleting its temporary folder and generating again)."""
+    other_process = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    waiting = threading.Event()
+    monkeypatch.setattr(synthetic.log, "warning", lambda *args: waiting.set())
+    errors: list[BaseException] = []
+
+    def second_run() -> None:
+        try:
+            _dataset(tmp_path)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    runner = threading.Thread(target=second_run)
+    runner.start()
+    try:
+        assert waiting.wait(timeout=30), "the second run must report that it waits"
+        _dataset(tmp_path / "elsewhere")
+        for name in set(os.listdir(tmp_path / "elsewhere")) - {LOCK_FILE}:
+            os.replace(tmp_path / "elsewhere" / name, tmp_path / name)
+        monkeypatch.setattr(synthetic, "generate_split", lambda *a, **k: pytest.fail("generated a second time"))
+    finally:
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        os.close(other_process)
+        runner.join(timeout=30)
+    assert not runner.is_alive() and errors == []
+    assert (tmp_path / MANIFEST).is_file()
 
 
 def test_cli_writes_the_dataset_and_prints_the_patterns(tmp_path: Path, capsys) -> None:

@@ -10,11 +10,15 @@ Files written under `root` (fixed names, so configs can address them with brace 
 - `synthetic_manifest.json`: the generation parameters, the patterns and the per-shard counts. It is
   written last (atomically); a dataset without it is (re)generated, one with other parameters is replaced
   only when asked (`overwrite`), otherwise it is an error.
+- `.synthetic.lock`: held (``flock``) while a process generates, so that runs started together on a fresh
+  folder generate once: the others wait, then find the finished dataset.
 
 Video `i` of a split depends only on (seed, split, i) and the generation parameters, not on the shard count.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -36,6 +40,7 @@ SPLITS = ("train", "validation")
 DEFAULT_TRAIN_SHARDS = 16
 DEFAULT_VAL_SHARDS = 8
 TMP_PREFIX = ".synthetic-tmp-"
+LOCK_FILE = ".synthetic.lock"
 
 
 def shard_name(split: str, index: int) -> str:
@@ -169,20 +174,50 @@ def ensure_synthetic_dataset(
     videos = {"train": train_videos, "validation": val_videos}
     shards = {"train": train_shards, "validation": val_shards}
     parameters = _parameters(config, preset, seed, videos, shards)
-    manifest = _read_manifest(root)
-    if _is_complete(root, manifest, parameters):
+    if _is_complete(root, _read_manifest(root), parameters):
         return root
-    if not overwrite:
-        _check_replaceable(root, manifest, parameters)
-
     root.mkdir(parents=True, exist_ok=True)
+    with _generation_lock(root, progress):
+        manifest = _read_manifest(root)
+        if _is_complete(root, manifest, parameters):
+            return root
+        if not overwrite:
+            _check_replaceable(root, manifest, parameters)
+        _generate(root, config, preset, parameters, manifest, progress)
+    return root
+
+
+@contextlib.contextmanager
+def _generation_lock(root: Path, progress: bool):
+    """Holds an exclusive ``flock`` on ``root/.synthetic.lock``, waiting (with a message) for another process
+    that generates into the same folder. The kernel releases it when its holder dies."""
+    handle = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = f"another process is generating the synthetic dataset in {root}; waiting for it"
+            log.warning(message)
+            if progress:
+                print(message, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _generate(root: Path, config: SyntheticConfig, preset: str, parameters: dict[str, Any],
+              manifest: dict[str, Any] | None, progress: bool) -> None:
+    """Renders every video into a temporary folder, moves the shards into `root` (replacing those of an older
+    `manifest`) and writes the manifest last. The caller holds the generation lock."""
+    seed, videos, shards = parameters["seed"], parameters["videos"], parameters["shards"]
     for stale in root.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     work.mkdir()
     started = time.perf_counter()
     try:
-        bar = _progress_bar(train_videos + val_videos, progress)
+        bar = _progress_bar(sum(videos.values()), progress)
         counts = {
             split: generate_split(work, config, split, videos[split], shards[split], seed, bar.update if bar else None)
             for split in SPLITS
@@ -202,12 +237,11 @@ def ensure_synthetic_dataset(
     seconds = time.perf_counter() - started
     write_json_atomic(root / MANIFEST, sort_keys=True, record={
         "parameters": parameters,
-        "patterns": synthetic_shard_patterns(train_shards, val_shards),
+        "patterns": synthetic_shard_patterns(shards["train"], shards["validation"]),
         "counts": counts,
         "generation_seconds": round(seconds, 3),
     })
-    log.info("generated %d synthetic videos (%s) in %s in %.1f s", train_videos + val_videos, preset, root, seconds)
-    return root
+    log.info("generated %d synthetic videos (%s) in %s in %.1f s", sum(videos.values()), preset, root, seconds)
 
 
 def _progress_bar(total: int, enabled: bool):
