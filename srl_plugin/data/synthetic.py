@@ -177,7 +177,7 @@ def ensure_synthetic_dataset(
     if _is_complete(root, _read_manifest(root), parameters):
         return root
     root.mkdir(parents=True, exist_ok=True)
-    with _generation_lock(root, progress):
+    with _generation_lock(root):
         manifest = _read_manifest(root)
         if _is_complete(root, manifest, parameters):
             return root
@@ -188,18 +188,15 @@ def ensure_synthetic_dataset(
 
 
 @contextlib.contextmanager
-def _generation_lock(root: Path, progress: bool):
-    """Holds an exclusive ``flock`` on ``root/.synthetic.lock``, waiting (with a message) for another process
-    that generates into the same folder. The kernel releases it when its holder dies."""
+def _generation_lock(root: Path):
+    """Holds an exclusive ``flock`` on ``root/.synthetic.lock``, waiting (with a logged warning) for another
+    process that generates into the same folder. The kernel releases it when its holder dies."""
     handle = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            message = f"another process is generating the synthetic dataset in {root}; waiting for it"
-            log.warning(message)
-            if progress:
-                print(message, flush=True)
+            log.warning("another process is generating the synthetic dataset in %s; waiting for it", root)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
