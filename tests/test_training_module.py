@@ -90,3 +90,23 @@ def test_atomic_checkpoint_keeps_the_old_file_when_writing_fails(tmp_path: Path,
     monkeypatch.undo()
     assert torch.load(target)["global_step"] == 1
     assert [path.name for path in target.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_progress_bar_and_summary_are_the_plain_ones_even_where_rich_is_installed(tmp_path: Path, monkeypatch) -> None:
+    """Lightning picks its rich bar when `rich` imports; that bar prints `Epoch 0/-2` for step-counted runs."""
+    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
+    from lightning.pytorch.trainer.connectors import callback_connector
+
+    from srl_plugin.runtime import compose_experiment
+    from srl_plugin.training.runner import build_trainer
+
+    monkeypatch.setattr(callback_connector, "_RICH_AVAILABLE", True)
+    config = compose_experiment("srl/synthetic", ["+trainer.enable_model_summary=true"])
+    for training in (True, False):
+        trainer = build_trainer(config, tmp_path, training=training)
+        assert type(trainer.progress_bar_callback) is TQDMProgressBar
+        assert [type(c) for c in trainer.callbacks if isinstance(c, ModelSummary)] == [ModelSummary]
+    config.trainer.enable_progress_bar = False
+    config.trainer.enable_model_summary = False
+    trainer = build_trainer(config, tmp_path, training=True)
+    assert trainer.progress_bar_callback is None and not any(isinstance(c, ModelSummary) for c in trainer.callbacks)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
@@ -71,9 +71,17 @@ def build_trainer(
     rate, stops at non-finite losses or gradients (``nonfinite_skips``) and checkpoints every
     ``checkpoint_every_n_steps`` steps, at the end and on SIGTERM / SIGINT into ``output_dir/checkpoints``,
     keeping the newest ``checkpoint.keep_last`` step files.
+
+    The progress bar and model summary are always the plain ones: Lightning would otherwise switch to its rich
+    versions wherever ``rich`` happens to be installed, whose bar prints ``Epoch 0/-2`` for these step-counted
+    runs (``max_epochs=-1``).
     """
     silence_misleading_notices()
     callbacks: list[L.Callback] = list(extra_callbacks)
+    if OmegaConf.select(config, "trainer.enable_progress_bar", default=True):
+        callbacks.append(TQDMProgressBar())
+    if OmegaConf.select(config, "trainer.enable_model_summary", default=True):
+        callbacks.append(ModelSummary())
     if training:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
