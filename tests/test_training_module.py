@@ -1,4 +1,5 @@
-"""The LightningModule: losses keyed on the optimizer step, whole-video evaluation helpers, atomic checkpoints."""
+"""The LightningModule: losses keyed on the optimizer step, whole-video evaluation helpers, atomic checkpoints, the
+trainer's progress display."""
 from __future__ import annotations
 
 from collections.abc import Callable
