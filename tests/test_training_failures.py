@@ -97,6 +97,48 @@ def test_a_signal_saves_a_checkpoint_that_the_next_run_resumes(
     assert read_checkpoint(run_dir)["global_step"] == step + 1
 
 
+def test_ctrl_c_caught_by_code_inside_a_step_still_stops_the_run_at_the_end_of_that_step(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python raises KeyboardInterrupt at whatever line runs when SIGINT comes; code there that catches it lost
+    the Ctrl+C (a run went on training). The interrupt now takes effect at the end of the step."""
+    from srl_plugin.training.fit import TrainingInterrupted, train
+    from srl_plugin.training.module import SlotVideoModule
+
+    original_step = SlotVideoModule.training_step
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)  # the signal is handled here
+            except KeyboardInterrupt:
+                pass  # what library code that swallows the exception does
+        return original_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(SlotVideoModule, "training_step", training_step)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGINT at step 3; saved checkpoint") as stopped:
+        train(compose_config("train", train_args(run_dir, data_root, 10)))
+    assert stopped.value.exit_code == 130
+    assert read_checkpoint(run_dir)["global_step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_interrupts_at_once() -> None:
+    from srl_plugin.training.interrupts import InterruptAtStepEnd
+
+    callback = InterruptAtStepEnd()
+    callback.on_train_start(None, None)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)
+    assert callback.requested
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_signal_during_a_checkpoint_write_waits_for_the_write() -> None:
     """Ctrl+C inside torch.save broke the zip writer (seen as a failed checkpoint write instead of a clean stop);
     inside deferred_signals the signal reaches its handler only once the block is done."""

@@ -17,6 +17,7 @@ from srl_plugin.data.protocol import validation_settings
 from srl_plugin.runtime import CHECKPOINT_SUBDIR, world_size
 from srl_plugin.training.checkpoints import AtomicCheckpointIO, StepCheckpoint
 from srl_plugin.training.guard import NonFiniteGuard
+from srl_plugin.training.interrupts import InterruptAtStepEnd
 from srl_plugin.training.quiet import silence_misleading_notices
 
 
@@ -70,7 +71,7 @@ def build_trainer(
     ``trainer.max_steps`` (validating every ``trainer.val_check_interval`` steps), monitors the learning
     rate, stops at non-finite losses or gradients (``nonfinite_skips``) and checkpoints every
     ``checkpoint_every_n_steps`` steps, at the end and on SIGTERM / SIGINT into ``output_dir/checkpoints``,
-    keeping the newest ``checkpoint.keep_last`` step files.
+    keeping the newest ``checkpoint.keep_last`` step files; a first SIGINT takes effect at the end of its step.
 
     The progress bar and model summary are always the plain ones: Lightning would otherwise switch to its rich
     versions wherever ``rich`` happens to be installed, whose bar prints ``Epoch 0/-2`` for these step-counted
@@ -86,6 +87,7 @@ def build_trainer(
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
             NonFiniteGuard(int(OmegaConf.select(config, "nonfinite_skips", default=0))),
+            InterruptAtStepEnd(),
             StepCheckpoint(
                 output_dir / CHECKPOINT_SUBDIR, int(config.checkpoint_every_n_steps), config.checkpoint.keep_last
             ),
