@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,23 @@ def train_args(run_dir: Path, data_root: Path, max_steps: int, *extra: str) -> l
             "trainer.val_check_interval=1000", "checkpoint_every_n_steps=1", *TINY, *extra]
 
 
-def srl_train_process(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "srl_plugin.training.cli_train", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+@pytest.fixture
+def srl_train_process() -> Iterator[Callable[[list[str]], subprocess.Popen]]:
+    """Starts `srl-train` processes; one still running when the test ends (it failed) is killed, so that it
+    does not train on beside the rest of the suite."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+        started.append(subprocess.Popen([sys.executable, "-m", "srl_plugin.training.cli_train", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
@@ -72,7 +86,8 @@ def last_line(text: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_saves_a_checkpoint_that_the_next_run_resumes(
-    stop: signal.Signals, tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+    stop: signal.Signals, tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str],
+    srl_train_process: Callable[[list[str]], subprocess.Popen],
 ) -> None:
     run_dir = tmp_path / "run"
     first = srl_train_process(train_args(run_dir, data_root, 100000))
