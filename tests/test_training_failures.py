@@ -145,13 +145,16 @@ def test_a_second_ctrl_c_interrupts_at_once() -> None:
 
     callback = InterruptAtStepEnd()
     callback.on_train_start(None, None)
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(0.05)
-    assert callback.requested
-    with pytest.raises(KeyboardInterrupt):
+    try:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert callback.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        callback.teardown(None, None, "fit")  # a failed assertion must not leave the rest of the suite our handler
 
 
 def test_a_signal_during_a_checkpoint_write_waits_for_the_write() -> None:
