@@ -67,7 +67,7 @@ def test_cached_validation_batches_equal_the_video_pipeline_through_the_backbone
     torch.testing.assert_close(cached_batch["backbone_features"], expected, **FP16_TOLERANCE)
 
     train_batch = next(iter(cached.train_dataloader()))
-    assert train_batch["backbone_features"].shape == (2, 4, 16, 96)
+    assert train_batch["backbone_features"].shape == (2, config.data.chunk_size, 16, 96)
 
 
 def test_another_input_size_or_a_missing_cache_is_refused(built, tmp_path: Path) -> None:

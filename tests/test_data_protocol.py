@@ -197,4 +197,4 @@ def test_every_shipped_config_validates_and_trains_on_videos_of_mixed_lengths(tm
     else:
         assert [len(batch["__key__"]) for batch in batches] == [1, 1, 1, 1, 1], "a length change closes a batch"
     train = next(iter(module.train_dataloader()))
-    assert train["video"].shape[1:] == (4, 3, SIZE, SIZE)
+    assert train["video"].shape[1:] == (config.data.chunk_size, 3, SIZE, SIZE)
