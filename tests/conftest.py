@@ -4,7 +4,8 @@ Test modules import the plain helpers with ``from conftest import ...`` (pytest 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,23 @@ from srl_plugin.models import FrozenViTBackbone
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT with Python's default handler for the whole session, as in a terminal.
+
+    A suite started in the background by a non-interactive shell (``cmd &``) or under ``nohup`` inherits SIGINT
+    ignored, and Python and `srl-train` respect that, so the Ctrl-C tests would see no interrupt and fail (or wait
+    on a run that trains on). With a handler installed here, `srl-train` children start with SIGINT's default
+    disposition too (exec resets handled signals, but keeps ignored ones).
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session")
