@@ -235,7 +235,7 @@ def test_mixed_ocl_and_srl_parts_train_through_ocl_train(tmp_path: Path) -> None
     assert checkpoint["global_step"] == 2 and "models.initializer.slots" in checkpoint["state_dict"]
     run_script("ocl_eval", [f"train_config_path={run_dir / 'config' / 'config.yaml'}"], tmp_path)
     report = json.loads((run_dir / "metrics.json").read_text())["metrics"]["val"]
-    assert report["num_videos"] == 8 and -1.0 <= report["video_fg_ari"] <= 1.0  # adjusted: below 0 for near-chance masks
+    assert report["num_videos"] == 8 and -1.0 <= report["video_fg_ari"] <= 1.0  # adjusted index: < 0 near chance
 
 
 @pytest.mark.slow
