@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 TOOL = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic_masks.py"
@@ -15,18 +16,22 @@ spec.loader.exec_module(synthetic_masks)
 LABELS = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 2, 2], [0, 0, 2, 2]])[None]
 
 
-def errors(slots: list[list[int]]) -> dict[str, bool]:
-    return synthetic_masks.video_errors(torch.tensor(slots)[None], LABELS, num_slots=4)
+FLAGS = ("split", "merged", "in_background", "separated")
 
 
-def test_objects_in_slots_of_their_own_are_separated() -> None:
-    flags = errors([[3, 3, 0, 0], [3, 3, 0, 0], [3, 3, 1, 1], [3, 3, 1, 1]])
-    assert flags == {"split": False, "merged": False, "in_background": False, "separated": True}
-
-
-def test_an_object_halved_between_two_slots_is_split() -> None:
-    flags = errors([[3, 3, 0, 2], [3, 3, 0, 2], [3, 3, 1, 1], [3, 3, 1, 1]])
-    assert flags == {"split": True, "merged": False, "in_background": False, "separated": False}
+@pytest.mark.parametrize(
+    ("slots", "expected"),
+    [
+        ([[3, 3, 0, 0], [3, 3, 0, 0], [3, 3, 1, 1], [3, 3, 1, 1]], dict(zip(FLAGS, (False, False, False, True)))),
+        ([[3, 3, 0, 2], [3, 3, 0, 2], [3, 3, 1, 1], [3, 3, 1, 1]], dict(zip(FLAGS, (True, False, False, False)))),
+        ([[3, 3, 1, 1], [3, 3, 1, 1], [3, 3, 1, 1], [3, 3, 1, 1]], dict(zip(FLAGS, (False, True, False, False)))),
+        ([[3, 3, 0, 0], [3, 3, 0, 0], [3, 3, 3, 3], [3, 3, 3, 3]], dict(zip(FLAGS, (False, False, True, False)))),
+    ],
+    ids=["objects in slots of their own are separated", "an object halved between two slots is split",
+         "two objects with one main slot are merged", "an object swallowed by the background slot is in background"],
+)
+def test_error_kinds_of_one_video(slots: list[list[int]], expected: dict[str, bool]) -> None:
+    assert synthetic_masks.video_errors(torch.tensor(slots)[None], LABELS, num_slots=4) == expected
 
 
 def test_a_main_slot_holding_sixty_percent_of_its_object_is_not_a_split() -> None:
@@ -35,13 +40,3 @@ def test_a_main_slot_holding_sixty_percent_of_its_object_is_not_a_split() -> Non
     assert synthetic_masks.video_errors(slots, labels, num_slots=4)["split"] is False
     slots = torch.tensor([[3, 0, 0, 2, 2, 1]])[None]
     assert synthetic_masks.video_errors(slots, labels, num_slots=4)["split"] is True
-
-
-def test_two_objects_with_one_main_slot_are_merged() -> None:
-    flags = errors([[3, 3, 1, 1], [3, 3, 1, 1], [3, 3, 1, 1], [3, 3, 1, 1]])
-    assert flags == {"split": False, "merged": True, "in_background": False, "separated": False}
-
-
-def test_an_object_swallowed_by_the_background_slot_is_in_background() -> None:
-    flags = errors([[3, 3, 0, 0], [3, 3, 0, 0], [3, 3, 3, 3], [3, 3, 3, 3]])
-    assert flags == {"split": False, "merged": False, "in_background": True, "separated": False}
